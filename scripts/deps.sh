@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian 12 packages weaver-docker needs to build and test, if any is missing.
+set -eu
+pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev libprotobuf-c-dev
+protobuf-c-compiler libarchive-dev libssl-dev libcmocka-dev libyaml-dev musl-tools clang
+libclang-rt-14-dev python3 curl ca-certificates"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+    echo "deps: Go (>= 1.21) is needed to build the Service Weaver test apps; install golang-go" >&2
+    exit 1
+fi

@@ -1,0 +1,52 @@
+# Sourced by tests/integration/test_*.sh. TAP-ish output: "ok - name" / "not ok - name".
+# Every engine object a test makes carries org.weaver-docker.test=$WD_TEST_RUN; the EXIT trap
+# removes them all, also when a test fails midway.
+set -u
+WD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WD_BIN=${WD_BIN:-$WD_ROOT/build/default/weaver-docker}
+WD_SHIM=${WD_SHIM:-$WD_ROOT/build/default/shim/weaver-docker-shim}
+WD_TEST_RUN=${WD_TEST_RUN:-t$$-$RANDOM}
+export WEAVER_DOCKER_LABELS="org.weaver-docker.test=$WD_TEST_RUN"
+WD_TMP=$(mktemp -d /tmp/wd-test.XXXXXX)
+WD_CLEANUP_HOOKS=()
+t_failed=0
+
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; t_failed=$((t_failed + 1)); }
+# check NAME CMD...: runs CMD, ok if it exits 0
+check() { local n=$1; shift; if "$@"; then ok "$n"; else not_ok "$n"; fi; }
+diag() { echo "# $*"; }
+
+engine_up() { docker info >/dev/null 2>&1; }
+require_engine() {
+    if ! engine_up; then
+        if [ "${WD_REQUIRE_ENGINE:-}" = 1 ]; then not_ok "engine reachable"; exit 1; fi
+        echo "ok - SKIP no engine answers"; exit 0
+    fi
+}
+
+on_cleanup() { WD_CLEANUP_HOOKS+=("$*"); }
+wd_cleanup() {
+    local h
+    for h in "${WD_CLEANUP_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
+    if engine_up; then
+        local f="label=org.weaver-docker.test=$WD_TEST_RUN"
+        docker ps -aq --filter "$f" | xargs -r docker rm -f >/dev/null 2>&1
+        docker network ls -q --filter "$f" | xargs -r docker network rm >/dev/null 2>&1
+        docker images -q --filter "$f" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1
+    fi
+    rm -rf "$WD_TMP"
+}
+trap wd_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# engine_clean: asserts the engine holds none of this run's labeled objects
+engine_clean() {
+    local f="label=org.weaver-docker.test=$WD_TEST_RUN"
+    [ -z "$(docker ps -aq --filter "$f")" ] && [ -z "$(docker network ls -q --filter "$f")" ]
+}
+
+# wait_for CMD... : retry up to ~30s
+wait_for() { local i; for i in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+
+finish() { [ "$t_failed" -eq 0 ]; exit $?; }

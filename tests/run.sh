@@ -1,0 +1,72 @@
+#!/bin/bash
+# Runs unit tests, fuzz-corpus replays and integration tests; ends with "N passed, N failed".
+#   tests/run.sh --build build/default [--asan build/asan] [--only-unit|--only-integration]
+set -u
+cd "$(dirname "$0")/.."
+build=build/default asan="" only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) build=$2; shift ;;
+    --asan) asan=$2; shift ;;
+    --only-unit) only=unit ;;
+    --only-integration) only=integration ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+passed=0 failed=0 failures=()
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+run_units() { # $1 build dir, $2 label
+    local b=$1 label=$2 t out p f
+    for t in "$b"/tests/test_*; do
+        [ -x "$t" ] || continue
+        out=$("$t" 2>&1); rc=$?
+        printf '%s\n' "$out" | grep -E '^\[  (FAILED|ERROR) |^\[ +(FAILED|ERROR) +\]' >&2
+        p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+        f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+        p=${p:-0} f=${f:-0}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; printf '%s\n' "$out" | tail -20 >&2; fi
+        passed=$((passed + p)) failed=$((failed + f))
+        [ "$f" -gt 0 ] && failures+=("$label $(basename "$t")")
+        echo "unit($label) $(basename "$t"): $p passed, $f failed"
+    done
+    for t in "$b"/fuzz/fuzz_*; do
+        [ -x "$t" ] || continue
+        n=$(basename "$t")
+        if out=$("$t" "tests/fuzz/corpus/${n#fuzz_}" 2>&1); then
+            passed=$((passed + 1)); echo "replay($label) $n: ok (${out##* replayed })"
+        else
+            failed=$((failed + 1)); failures+=("replay $label $n"); printf '%s\n' "$out" | tail -20 >&2
+        fi
+    done
+}
+
+run_integration() {
+    local t out rc p f
+    export WD_BIN="$PWD/$build/weaver-docker" WD_SHIM="$PWD/$build/shim/weaver-docker-shim"
+    export WD_REQUIRE_ENGINE=${WD_REQUIRE_ENGINE:-${CI:+1}}
+    for t in tests/integration/test_*.sh; do
+        [ -f "$t" ] || continue
+        echo "== integration $(basename "$t")"
+        out=$(mktemp)
+        timeout 1200 bash "$t" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
+        p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $(basename "$t") exited $rc"; fi
+        passed=$((passed + p)) failed=$((failed + f))
+        grep '^not ok ' "$out" | sed "s|^|$(basename "$t"): |" | while read -r l; do echo "$l"; done > "$out.f"
+        while read -r l; do failures+=("$l"); done < "$out.f"
+        rm -f "$out" "$out.f"
+    done
+}
+
+[ "$only" = integration ] || run_units "$build" gcc
+[ "$only" = integration ] || [ -z "$asan" ] || run_units "$asan" asan
+[ "$only" = unit ] || run_integration
+
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "Failures:"
+    printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
