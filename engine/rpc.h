@@ -98,8 +98,8 @@ void wd_rpc_errlist_encode(struct wd_buf *out, const char *msg);
 int wd_rpc_errlist_decode(const uint8_t *p, size_t n, char **msg, size_t *used);
 
 /* Decode the payload of a type-2 response to a (reply, error) method. On success: *has_reply,
- * *pb/*pb_len (borrowed; an empty message when absent), *errmsg (NULL = nil error, else caller
- * frees). Returns 0 or -EPROTO. */
+ * *pb and *pb_len (borrowed; an empty message when absent), *errmsg (NULL = nil error, else
+ * caller frees). Returns 0 or -EPROTO. */
 int wd_rpc_result_decode(const uint8_t *p, size_t n, bool *has_reply, const uint8_t **pb,
                          size_t *pb_len, char **errmsg);
 
@@ -107,6 +107,7 @@ int wd_rpc_result_decode(const uint8_t *p, size_t n, bool *has_reply, const uint
  * then call wd_rpc_reader_next until it returns 0. */
 struct wd_rpc_reader {
     struct wd_buf in;
+    size_t done; /* bytes of the frame last returned; dropped at the next call (zero-init) */
 };
 /* Returns 1 and fills *h and *payload (borrowed, valid until the next call) when a whole frame
  * is buffered; 0 when more bytes are needed; -EMSGSIZE for an oversize length, -EPROTO for an
