@@ -1,11 +1,146 @@
 #include "cmd/cmd.h"
+#include "engine/docker.h"
+#include "engine/json.h"
+#include "engine/state.h"
+#include "engine/util.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char ps_usage[] =
+    "Usage: weaver-docker ps [OPTIONS] [APP]\n"
+    "List the apps weaver-docker runs, with one row per replica: group, replica, container,\n"
+    "state, health, address on the app's network, restarts; and each app's listeners.\n\n"
+    "Options:\n"
+    "  --json       print one JSON document\n"
+    "  -h, --help   print this help and exit\n\n"
+    "Exit status: 0 success, 1 error, 2 invalid input.\n";
+
+static const char *lab(const struct wd_label *l, size_t n, const char *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(l[i].key, k) == 0)
+            return l[i].value;
+    return "";
+}
 
 int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
-    (void)ctx;
-    (void)argc;
-    (void)argv;
-    return wd_err(err, ENOSYS, "ps: not implemented yet");
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool json = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(ps_usage, stdout);
+            return 0;
+        default:
+            return wd_err(err, EINVAL, "ps: bad option (see 'weaver-docker ps --help')");
+        }
+    }
+    if (argc - optind > 1)
+        return wd_err(err, EINVAL, "ps: give at most one APP");
+    const char *app = optind < argc ? argv[optind] : NULL;
+    autodocker struct wd_docker *dk = NULL;
+    int r = wd_docker_connect(ctx->host, &dk, err);
+    if (r < 0)
+        return r;
+    struct wd_deployment_rec *recs = NULL;
+    size_t n = 0;
+    if ((r = wd_state_list(dk, app, &recs, &n, err)) < 0)
+        return r;
+    cJSON *root = cJSON_CreateArray();
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct wd_deployment_rec *d = &recs[i];
+        cJSON *jd = cJSON_CreateObject();
+        cJSON_AddItemToArray(root, jd);
+        cJSON_AddStringToObject(jd, "app", d->app ? d->app : "");
+        cJSON_AddStringToObject(jd, "deployment", d->deployment);
+        cJSON_AddStringToObject(jd, "network", d->network);
+        cJSON_AddNumberToObject(jd, "deployer_pid", (double)d->pid);
+        cJSON_AddBoolToObject(jd, "deployer_alive", d->deployer_alive);
+        cJSON *jl = cJSON_AddObjectToObject(jd, "listeners");
+        if (d->listeners) {
+            autofree char *copy = xstrdup(d->listeners);
+            char *save = NULL;
+            for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+                char *eq = strchr(t, '=');
+                if (eq) {
+                    *eq = 0;
+                    cJSON_AddStringToObject(jl, t, eq + 1);
+                }
+            }
+        }
+        cJSON *jr = cJSON_AddArrayToObject(jd, "replicas");
+        autofree char *l0 = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, d->deployment);
+        const char *labels[1] = {l0};
+        struct wd_container_summary *cs = NULL;
+        size_t nc = 0;
+        if ((r = wd_docker_container_list(dk, labels, 1, &cs, &nc, err)) < 0)
+            break;
+        for (size_t k = 0; k < nc; k++) {
+            struct wd_container_info info = {0};
+            autoerr struct wd_error *ierr = NULL;
+            bool have = wd_docker_container_inspect(dk, cs[k].id, d->network, &info, &ierr) == 0;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddItemToArray(jr, x);
+            cJSON_AddStringToObject(x, "group", lab(cs[k].labels, cs[k].nlabels, WD_LABEL_GROUP));
+            cJSON_AddNumberToObject(
+                x, "replica",
+                (double)strtol(lab(cs[k].labels, cs[k].nlabels, WD_LABEL_REPLICA), NULL, 10));
+            cJSON_AddStringToObject(x, "container", cs[k].name);
+            cJSON_AddStringToObject(x, "state", cs[k].state);
+            cJSON_AddStringToObject(x, "health", have && info.health ? info.health : "");
+            cJSON_AddStringToObject(x, "address", have && info.ip ? info.ip : "");
+            cJSON_AddNumberToObject(
+                x, "restarts",
+                (double)strtol(lab(cs[k].labels, cs[k].nlabels, WD_LABEL_RESTARTS), NULL, 10));
+            cJSON_AddStringToObject(x, "weavelet",
+                                    lab(cs[k].labels, cs[k].nlabels, WD_LABEL_PREFIX "weavelet"));
+            if (have)
+                wd_container_info_free(&info);
+        }
+        wd_container_summaries_free(cs, nc);
+    }
+    if (r == 0 && json) {
+        char *s = cJSON_Print(root);
+        puts(s);
+        free(s);
+    } else if (r == 0) {
+        if (n == 0)
+            printf("%s\n", app ? "app is not up" : "no app is up");
+        const cJSON *jd;
+        cJSON_ArrayForEach(jd, root)
+        {
+            printf("%s  deployment %.8s  deployer %s (pid %lld)\n", wd_json_str(jd, "app"),
+                   wd_json_str(jd, "deployment"),
+                   wd_json_bool(jd, "deployer_alive", false) ? "running" : "GONE (run down)",
+                   (long long)wd_json_i64_or(jd, "deployer_pid", 0));
+            const cJSON *l;
+            cJSON_ArrayForEach(l, wd_json_obj(jd, "listeners"))
+                printf("  listener %-12s %s\n", l->string, l->valuestring);
+            printf("  %-22s %-3s %-32s %-8s %-10s %-15s %s\n", "GROUP", "#", "CONTAINER", "STATE",
+                   "HEALTH", "ADDRESS", "RESTARTS");
+            const cJSON *x;
+            cJSON_ArrayForEach(x, wd_json_arr(jd, "replicas"))
+            {
+                const char *h = wd_json_str(x, "health");
+                printf("  %-22s %-3lld %-32s %-8s %-10s %-15s %lld\n", wd_json_str(x, "group"),
+                       (long long)wd_json_i64_or(x, "replica", 0), wd_json_str(x, "container"),
+                       wd_json_str(x, "state"), h && *h ? h : "-", wd_json_str(x, "address"),
+                       (long long)wd_json_i64_or(x, "restarts", 0));
+            }
+        }
+    }
+    cJSON_Delete(root);
+    wd_state_free(recs, n);
+    return r;
 }

@@ -1,2 +1,926 @@
-/* Placeholder until the shim lands: exits 0. */
-int main(void) { return 0; }
+/* images/shim/main.c - weaver-docker-shim, PID 1 of every container (docs/design/shim-link.md).
+ *
+ * Starts the weavelet, forwards signals to its process group, reaps every child, exits with the
+ * weavelet's status, and bridges the weavelet's two control channels to the deployer over an
+ * authenticated TCP link. One thread, one level-triggered epoll loop, no allocation after start:
+ * connections and their buffers come from static arrays (untouched BSS costs no RSS). */
+#include "images/shim/shimcfg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHIM_VERSION_STR "0.1.0"
+#define SHIM_BUF_SIZE 65536    /* per direction per connection */
+#define SHIM_MAX_CONNS 64      /* TCP connections, authenticated or not */
+#define SHIM_MAX_PENDING 16    /* unauthenticated ones; the oldest is dropped beyond this */
+#define SHIM_MAX_WAITING 8     /* weavelet connections to deployer.sock waiting for a 'D' link */
+#define SHIM_HELLO_LEN 40
+#define SHIM_HANDSHAKE_MS 5000 /* an unauthenticated connection must send its hello by then */
+#define SHIM_KILL_AFTER_MS 5000 /* orphan rule: SIGKILL this long after SIGTERM */
+#define SHIM_EXIT_GRACE_MS 1000 /* after the weavelet exits: flush relays for at most this */
+#define SHIM_PROBE_MS 200       /* poll for control.sock while the weavelet starts */
+#define SHIM_EXIT_SETUP 125     /* the shim itself failed (bad config, bind, fork) */
+#define SHIM_HEALTH_SERVING 1   /* 'H' hello, byte 5 */
+#define SHIM_HEALTH_NOT_SERVING 2
+
+extern char **environ;
+
+enum ev_kind { EV_SIGNAL = 1, EV_TCP_LISTEN, EV_UNIX_LISTEN, EV_SIDE };
+enum conn_state { C_FREE, C_HELLO, C_LINK };
+
+/* One socket of a connection. epoll_event.data.ptr points at a shim_side (or at a one-byte
+ * tag for the listeners and the signalfd); `kind` comes first so the loop can tell them apart. */
+struct shim_side {
+    uint8_t kind; /* EV_SIDE */
+    uint8_t idx;  /* 0: deployer (TCP), 1: weavelet (Unix) */
+    bool eof;     /* recv returned 0 */
+    bool shut;    /* we sent shutdown(SHUT_WR) */
+    bool connecting;
+    int fd;
+    uint32_t events; /* registered with epoll; 0 = not registered */
+    struct shim_conn *conn;
+};
+
+/* buf[i] holds bytes read from side[i] that still have to be written to side[1-i]. */
+struct shim_buf {
+    uint8_t *data; /* SHIM_BUF_SIZE bytes from pool[] */
+    size_t start, end;
+    bool used; /* touched: give the pages back when the connection is freed */
+};
+
+struct shim_conn {
+    struct shim_side side[2];
+    struct shim_buf buf[2];
+    enum conn_state state;
+    char chan; /* 'W' or 'D' once authenticated */
+    bool dead; /* closed during this epoll batch; freed after it */
+    uint64_t seq;
+    int64_t deadline; /* C_HELLO: handshake timeout; 'W': next connect attempt */
+    int retry_ms;
+    size_t hello_len;
+    uint8_t hello[SHIM_HELLO_LEN];
+    char peer[24];
+    struct shim_conn *next; /* free list or dead list */
+};
+
+static struct shim_cfg cfg;
+static struct shim_conn conns[SHIM_MAX_CONNS];
+static uint8_t pool[2 * SHIM_MAX_CONNS][SHIM_BUF_SIZE] __attribute__((aligned(4096)));
+static uint8_t tag_signal = EV_SIGNAL, tag_tcp = EV_TCP_LISTEN, tag_unix = EV_UNIX_LISTEN;
+
+static struct {
+    int ep, sigfd, tcp_fd, unix_fd;
+    sigset_t orig_mask;
+    pid_t child;
+    bool child_exited, stopping, ever_authed, ctl_seen;
+    int exit_code;
+    int auth_open, pending, pushed;
+    int64_t exit_at, orphan_at, kill_at, probe_at;
+    uint64_t seq;
+    struct shim_conn *free_list, *dead_list;
+    int waiting[SHIM_MAX_WAITING];
+    int nwaiting;
+    struct sockaddr_un ctl_addr, dsock_addr;
+    char health_path[SHIM_DIR_MAX + 16], health_tmp[SHIM_DIR_MAX + 16];
+    const char *health;
+} S = {.ep = -1, .sigfd = -1, .tcp_fd = -1, .unix_fd = -1};
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+enum { SHIM_LOG_ERROR = SHIM_LOG_WARN + 1 };
+
+__attribute__((format(printf, 2, 3))) static void shim_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (level < (int)cfg.log_level)
+        return;
+    char line[320];
+    int n = snprintf(line, sizeof line, "weaver-docker-shim: %s: ", names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    (void)!write(STDERR_FILENO, line, len);
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void shim_die(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    shim_log(SHIM_LOG_ERROR, "%s", msg);
+    exit(SHIM_EXIT_SETUP);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    volatile uint8_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = (uint8_t)(d | (a[i] ^ b[i]));
+    return d == 0;
+}
+
+static bool again(int e) { return e == EAGAIN || e == EINTR; }
+
+static size_t buf_len(const struct shim_buf *b) { return b->end - b->start; }
+static bool buf_room(const struct shim_buf *b) { return b->end < SHIM_BUF_SIZE || b->start > 0; }
+
+static void kill_group(int sig)
+{
+    if (S.child_exited)
+        return;
+    if (kill(-S.child, sig) < 0 && errno == ESRCH)
+        (void)kill(S.child, sig); /* it left its process group */
+}
+
+/* ---- health file ------------------------------------------------------------------------ */
+
+/* $DIR/health holds one word; `--health` exits 0 iff it is "ok". */
+static void health_update(void)
+{
+    const char *st;
+    if (S.child_exited)
+        st = "exited";
+    else if (S.stopping)
+        st = "stopping";
+    else if (!S.ctl_seen)
+        st = "starting";
+    else if (cfg.link && S.auth_open == 0)
+        st = "nolink";
+    else if (S.pushed == SHIM_HEALTH_NOT_SERVING)
+        st = "unhealthy";
+    else
+        st = "ok";
+    if (st == S.health)
+        return;
+    S.health = st;
+    shim_log(SHIM_LOG_DEBUG, "health: %s", st);
+    int fd = open(S.health_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        shim_log(SHIM_LOG_WARN, "%s: %s", S.health_tmp, strerror(errno));
+        return;
+    }
+    char line[16];
+    int n = snprintf(line, sizeof line, "%s\n", st);
+    bool ok = write(fd, line, (size_t)n) == n;
+    close(fd);
+    if (!ok || rename(S.health_tmp, S.health_path) < 0)
+        shim_log(SHIM_LOG_WARN, "%s: %s", S.health_path, strerror(errno));
+}
+
+static int health_main(void)
+{
+    char path[SHIM_DIR_MAX + 16], b[64];
+    snprintf(path, sizeof path, "%s/health", cfg.dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        printf("%s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    b[n > 0 ? n : 0] = '\0';
+    fputs(b, stdout);
+    return strcmp(b, "ok\n") == 0 ? 0 : 1;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void side_watch(struct shim_side *s, uint32_t want)
+{
+    if (s->fd < 0 || want == s->events)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = s};
+    int op = !s->events ? EPOLL_CTL_ADD : want ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+    if (epoll_ctl(S.ep, op, s->fd, &ev) < 0)
+        shim_log(SHIM_LOG_WARN, "epoll_ctl: %s", strerror(errno));
+    s->events = want;
+}
+
+static void side_close(struct shim_side *s)
+{
+    if (s->fd < 0)
+        return;
+    side_watch(s, 0);
+    close(s->fd);
+    s->fd = -1;
+    s->events = 0;
+}
+
+static void side_attach(struct shim_side *s, int fd)
+{
+    s->fd = fd;
+    s->eof = s->shut = s->connecting = false;
+    s->events = 0;
+}
+
+static void links_changed(void)
+{
+    if (S.auth_open > 0)
+        S.orphan_at = 0;
+    else if (S.ever_authed && cfg.orphan_secs && !S.child_exited && !S.stopping)
+        S.orphan_at = now_ms() + (int64_t)cfg.orphan_secs * 1000;
+    health_update();
+}
+
+static struct shim_conn *conn_alloc(void)
+{
+    struct shim_conn *c = S.free_list;
+    if (!c)
+        return NULL;
+    S.free_list = c->next;
+    size_t slot = (size_t)(c - conns);
+    memset(c, 0, sizeof *c);
+    for (int k = 0; k < 2; k++) {
+        c->side[k].kind = EV_SIDE;
+        c->side[k].idx = (uint8_t)k;
+        c->side[k].fd = -1;
+        c->side[k].conn = c;
+        c->buf[k].data = pool[2 * slot + (size_t)k];
+    }
+    c->seq = ++S.seq;
+    return c;
+}
+
+static void conn_close(struct shim_conn *c, const char *why)
+{
+    if (c->dead || c->state == C_FREE)
+        return;
+    side_close(&c->side[0]);
+    side_close(&c->side[1]);
+    c->dead = true;
+    c->next = S.dead_list;
+    S.dead_list = c;
+    if (c->state == C_HELLO) {
+        S.pending--;
+        shim_log(SHIM_LOG_DEBUG, "connection #%llu from %s closed: %s",
+                 (unsigned long long)c->seq, c->peer, why);
+    } else {
+        S.auth_open--;
+        shim_log(SHIM_LOG_INFO, "link %c#%llu from %s closed: %s", c->chan,
+                 (unsigned long long)c->seq, c->peer, why);
+        links_changed();
+    }
+}
+
+/* Called after each epoll batch: only now may a slot be reused. */
+static void conn_free_dead(void)
+{
+    while (S.dead_list) {
+        struct shim_conn *c = S.dead_list;
+        S.dead_list = c->next;
+        for (int k = 0; k < 2; k++)
+            if (c->buf[k].used)
+                (void)madvise(c->buf[k].data, SHIM_BUF_SIZE, MADV_DONTNEED);
+        c->state = C_FREE;
+        c->dead = false;
+        c->next = S.free_list;
+        S.free_list = c;
+    }
+}
+
+static void conn_update(struct shim_conn *c)
+{
+    if (c->dead)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct shim_side *s = &c->side[i];
+        uint32_t want = 0;
+        if (c->state == C_HELLO)
+            want = EPOLLIN;
+        else if (s->connecting)
+            want = EPOLLOUT;
+        else {
+            if (!s->eof && buf_room(&c->buf[i]))
+                want |= EPOLLIN;
+            if (buf_len(&c->buf[1 - i]) && !s->shut)
+                want |= EPOLLOUT;
+        }
+        side_watch(s, want);
+    }
+}
+
+/* Write what can be written both ways; propagate EOF once a direction is drained. */
+static void conn_pump(struct shim_conn *c)
+{
+    for (int i = 0; i < 2 && !c->dead; i++) {
+        struct shim_buf *b = &c->buf[i];
+        struct shim_side *dst = &c->side[1 - i];
+        while (buf_len(b) && dst->fd >= 0 && !dst->connecting && !dst->shut) {
+            ssize_t n = send(dst->fd, b->data + b->start, buf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                if (again(errno))
+                    break;
+                conn_close(c, strerror(errno));
+                return;
+            }
+            b->start += (size_t)n;
+            if (b->start == b->end)
+                b->start = b->end = 0;
+        }
+        if (c->side[i].eof && !buf_len(b)) {
+            if (dst->fd < 0) { /* 'W' not connected yet, or 'D' still parked */
+                conn_close(c, "closed before the weavelet side was connected");
+                return;
+            }
+            if (!dst->connecting && !dst->shut) {
+                (void)shutdown(dst->fd, SHUT_WR);
+                dst->shut = true;
+            }
+        }
+    }
+    if (!c->dead && c->side[0].eof && c->side[1].eof && c->side[0].shut && c->side[1].shut)
+        conn_close(c, "both directions done");
+}
+
+static void conn_kick(struct shim_conn *c)
+{
+    conn_pump(c);
+    conn_update(c);
+}
+
+static void side_read(struct shim_conn *c, int i)
+{
+    struct shim_buf *b = &c->buf[i];
+    if (b->end == SHIM_BUF_SIZE && b->start > 0) {
+        memmove(b->data, b->data + b->start, buf_len(b));
+        b->end -= b->start;
+        b->start = 0;
+    }
+    ssize_t n = recv(c->side[i].fd, b->data + b->end, SHIM_BUF_SIZE - b->end, 0);
+    if (n > 0) {
+        b->end += (size_t)n;
+        b->used = true;
+    } else if (n == 0) {
+        c->side[i].eof = true;
+    } else if (!again(errno)) {
+        conn_close(c, strerror(errno));
+    }
+}
+
+static void ctl_ready(void)
+{
+    if (!S.ctl_seen) {
+        S.ctl_seen = true;
+        health_update();
+    }
+}
+
+static void w_retry(struct shim_conn *c, int e)
+{
+    if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN) {
+        conn_close(c, strerror(e));
+        return;
+    }
+    c->retry_ms = c->retry_ms ? (c->retry_ms * 2 > 200 ? 200 : c->retry_ms * 2) : 10;
+    c->deadline = now_ms() + c->retry_ms;
+}
+
+/* 'W': connect to the weavelet's control socket, retrying while the weavelet starts. */
+static void w_connect(struct shim_conn *c)
+{
+    c->deadline = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        conn_close(c, strerror(errno));
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)&S.ctl_addr, sizeof S.ctl_addr) == 0) {
+        side_attach(&c->side[1], fd);
+        ctl_ready();
+        shim_log(SHIM_LOG_DEBUG, "link W#%llu connected to the weavelet",
+                 (unsigned long long)c->seq);
+    } else if (errno == EINPROGRESS) {
+        side_attach(&c->side[1], fd);
+        c->side[1].connecting = true;
+    } else {
+        int e = errno;
+        close(fd);
+        w_retry(c, e);
+    }
+    if (!c->dead)
+        conn_kick(c);
+}
+
+static void w_connect_done(struct shim_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->side[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        c->side[1].connecting = false;
+        ctl_ready();
+    } else {
+        side_close(&c->side[1]);
+        w_retry(c, err);
+    }
+    if (!c->dead)
+        conn_kick(c);
+}
+
+static struct shim_conn *oldest_parked(void)
+{
+    struct shim_conn *best = NULL;
+    for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
+        struct shim_conn *c = &conns[i];
+        if (c->state == C_LINK && !c->dead && c->chan == 'D' && c->side[1].fd < 0 &&
+            !c->side[0].eof && (!best || c->seq < best->seq))
+            best = c;
+    }
+    return best;
+}
+
+static void hello_done(struct shim_conn *c)
+{
+    const uint8_t *h = c->hello;
+    char chan = (char)h[4];
+    bool token_ok = ct_equal(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    bool form_ok = memcmp(h, "WDL1", 4) == 0 && h[6] == 0 && h[7] == 0 &&
+                   (chan == 'W' || chan == 'D' || chan == 'H') &&
+                   (chan == 'H' ? h[5] == SHIM_HEALTH_SERVING || h[5] == SHIM_HEALTH_NOT_SERVING
+                                : h[5] == 0);
+    if (!form_ok || !token_ok) {
+        shim_log(SHIM_LOG_WARN, "rejected connection from %s: %s", c->peer,
+                 form_ok ? "wrong token" : "malformed hello");
+        conn_close(c, "rejected");
+        return;
+    }
+    if (chan == 'H') { /* health push: answer, record, close */
+        (void)send(c->side[0].fd, "\1", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        S.pushed = h[5];
+        health_update();
+        conn_close(c, "health pushed");
+        return;
+    }
+    S.pending--;
+    S.auth_open++;
+    S.ever_authed = true;
+    c->state = C_LINK;
+    c->chan = chan;
+    c->deadline = 0;
+    c->buf[1].data[0] = 1; /* the answer goes out ahead of anything the weavelet sends */
+    c->buf[1].end = 1;
+    c->buf[1].used = true;
+    shim_log(SHIM_LOG_INFO, "link %c#%llu from %s authenticated", chan,
+             (unsigned long long)c->seq, c->peer);
+    links_changed();
+    if (chan == 'W') {
+        w_connect(c);
+        return;
+    }
+    if (S.nwaiting > 0) {
+        side_attach(&c->side[1], S.waiting[0]);
+        memmove(S.waiting, S.waiting + 1, (size_t)--S.nwaiting * sizeof S.waiting[0]);
+    }
+    conn_kick(c);
+}
+
+static void hello_read(struct shim_conn *c)
+{
+    ssize_t n = recv(c->side[0].fd, c->hello + c->hello_len, SHIM_HELLO_LEN - c->hello_len, 0);
+    if (n == 0)
+        conn_close(c, "closed during the hello");
+    else if (n < 0 && !again(errno))
+        conn_close(c, strerror(errno));
+    else if (n > 0 && (c->hello_len += (size_t)n) == SHIM_HELLO_LEN)
+        hello_done(c);
+}
+
+static void on_side(struct shim_side *s, uint32_t ev)
+{
+    struct shim_conn *c = s->conn;
+    if (c->dead || s->fd < 0)
+        return;
+    if (c->state == C_HELLO) {
+        hello_read(c);
+        return;
+    }
+    if (s->connecting) {
+        w_connect_done(c);
+        return;
+    }
+    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (s->events & EPOLLIN))
+        side_read(c, s->idx);
+    if (!c->dead)
+        conn_kick(c);
+}
+
+static void on_tcp_accept(void)
+{
+    for (int k = 0; k < 8; k++) {
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(S.tcp_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ECONNABORTED || errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                shim_log(SHIM_LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        if (S.pending >= SHIM_MAX_PENDING) {
+            struct shim_conn *old = NULL;
+            for (size_t i = 0; i < SHIM_MAX_CONNS; i++)
+                if (conns[i].state == C_HELLO && !conns[i].dead &&
+                    (!old || conns[i].seq < old->seq))
+                    old = &conns[i];
+            if (old)
+                conn_close(old, "too many unauthenticated connections");
+        }
+        struct shim_conn *c = conn_alloc();
+        if (!c) {
+            shim_log(SHIM_LOG_WARN, "too many connections (%d): refusing one", SHIM_MAX_CONNS);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        char ip[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, (unsigned)ntohs(peer.sin_port));
+        c->state = C_HELLO;
+        c->deadline = now_ms() + SHIM_HANDSHAKE_MS;
+        S.pending++;
+        c->side[0].fd = fd;
+        conn_update(c);
+        shim_log(SHIM_LOG_DEBUG, "connection #%llu from %s", (unsigned long long)c->seq, c->peer);
+    }
+}
+
+/* The weavelet dialed its deployer control address: pair with the oldest parked 'D' link. */
+static void on_unix_accept(void)
+{
+    for (int k = 0; k < 8; k++) {
+        int fd = accept4(S.unix_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ECONNABORTED || errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                shim_log(SHIM_LOG_WARN, "accept deployer.sock: %s", strerror(errno));
+            return;
+        }
+        struct shim_conn *d = oldest_parked();
+        if (d) {
+            side_attach(&d->side[1], fd);
+            shim_log(SHIM_LOG_DEBUG, "link D#%llu paired with the weavelet",
+                     (unsigned long long)d->seq);
+            conn_kick(d);
+            continue;
+        }
+        if (S.nwaiting == SHIM_MAX_WAITING) {
+            shim_log(SHIM_LOG_WARN, "too many unpaired weavelet connections: dropping the oldest");
+            close(S.waiting[0]);
+            memmove(S.waiting, S.waiting + 1, (size_t)--S.nwaiting * sizeof S.waiting[0]);
+        }
+        S.waiting[S.nwaiting++] = fd;
+        shim_log(SHIM_LOG_DEBUG, "weavelet connection waits for a D link");
+    }
+}
+
+/* ---- the child -------------------------------------------------------------------------- */
+
+static void on_child_exit(void)
+{
+    S.exit_at = now_ms() + SHIM_EXIT_GRACE_MS;
+    S.orphan_at = S.kill_at = 0;
+    if (S.tcp_fd >= 0) {
+        close(S.tcp_fd);
+        S.tcp_fd = -1;
+    }
+    if (S.unix_fd >= 0) {
+        close(S.unix_fd);
+        S.unix_fd = -1;
+        (void)unlink(S.dsock_addr.sun_path);
+    }
+    while (S.nwaiting > 0)
+        close(S.waiting[--S.nwaiting]);
+    for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
+        struct shim_conn *c = &conns[i];
+        if (c->state == C_HELLO || (c->state == C_LINK && c->side[1].fd < 0))
+            conn_close(c, "the weavelet exited");
+    }
+    health_update();
+}
+
+static void reap(void)
+{
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (p != S.child || S.child_exited) {
+            shim_log(SHIM_LOG_DEBUG, "reaped process %d", (int)p);
+            continue;
+        }
+        S.child_exited = true;
+        if (WIFEXITED(st))
+            S.exit_code = WEXITSTATUS(st);
+        else if (WIFSIGNALED(st))
+            S.exit_code = 128 + WTERMSIG(st);
+        else
+            S.exit_code = 1;
+        shim_log(SHIM_LOG_INFO, "weavelet %d exited with status %d", (int)p, S.exit_code);
+        on_child_exit();
+    }
+}
+
+static void on_signal(void)
+{
+    struct signalfd_siginfo si;
+    while (read(S.sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGCHLD) {
+            reap();
+        } else if (sig != SIGPIPE && !S.child_exited) {
+            shim_log(SHIM_LOG_DEBUG, "forwarding signal %d", sig);
+            if (sig == SIGTERM || sig == SIGINT) {
+                S.stopping = true;
+                S.orphan_at = 0;
+                health_update();
+            }
+            kill_group(sig);
+        }
+    }
+}
+
+static pid_t spawn(char **argv)
+{
+    pid_t pid = fork();
+    if (pid > 0)
+        setpgid(pid, pid); /* parent too: no race with kill(-pid) */
+    if (pid != 0)
+        return pid;
+    /* The weavelet starts with default dispositions (a shell that ran us in the background
+     * left SIGINT ignored, and SIG_IGN survives exec) and the mask we were started with. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &S.orig_mask, NULL);
+    setpgid(0, 0);
+    execvp(argv[0], argv);
+    int e = errno;
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "weaver-docker-shim: exec %s: %s\n", argv[0], strerror(e));
+    (void)!write(STDERR_FILENO, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
+    _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+/* The weavelet must not see the token: blank it in place (so /proc/1/environ does not show it
+ * either), drop it from the environment the child inherits, and make us non-dumpable. */
+static void hide_token(void)
+{
+    static const char key[] = "WEAVER_SHIM_TOKEN=";
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, key, sizeof key - 1) == 0)
+            memset(*e + sizeof key - 1, 0, strlen(*e + sizeof key - 1));
+    unsetenv("WEAVER_SHIM_TOKEN");
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static void unix_path(struct sockaddr_un *a, const char *name)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    snprintf(a->sun_path, sizeof a->sun_path, "%s/%s", cfg.dir, name);
+}
+
+static void unlink_stale_socket(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        (void)unlink(path);
+}
+
+static void watch_fd(int fd, uint8_t *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    if (epoll_ctl(S.ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        shim_die("epoll_ctl: %s", strerror(errno));
+}
+
+static void setup_listeners(void)
+{
+    if (mkdir(cfg.dir, 0700) < 0 && errno != EEXIST)
+        shim_die("mkdir %s: %s", cfg.dir, strerror(errno));
+    unix_path(&S.ctl_addr, "control.sock");
+    unix_path(&S.dsock_addr, "deployer.sock");
+    snprintf(S.health_path, sizeof S.health_path, "%s/health", cfg.dir);
+    snprintf(S.health_tmp, sizeof S.health_tmp, "%s/.health.tmp", cfg.dir);
+    unlink_stale_socket(S.ctl_addr.sun_path); /* the weavelet will not bind over it */
+    unlink_stale_socket(S.dsock_addr.sun_path);
+    (void)unlink(S.health_path);
+
+    S.unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (S.unix_fd < 0 ||
+        bind(S.unix_fd, (const struct sockaddr *)&S.dsock_addr, sizeof S.dsock_addr) < 0 ||
+        listen(S.unix_fd, 16) < 0)
+        shim_die("listen %s: %s", S.dsock_addr.sun_path, strerror(errno));
+    watch_fd(S.unix_fd, &tag_unix);
+
+    if (!cfg.link) {
+        shim_log(SHIM_LOG_DEBUG, "WEAVER_SHIM_TOKEN not set: no TCP link");
+        return;
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cfg.port)};
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    int one = 1;
+    S.tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (S.tcp_fd < 0 || setsockopt(S.tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(S.tcp_fd, (const struct sockaddr *)&a, sizeof a) < 0 || listen(S.tcp_fd, 16) < 0)
+        shim_die("listen on TCP port %u: %s", (unsigned)cfg.port, strerror(errno));
+    watch_fd(S.tcp_fd, &tag_tcp);
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static int64_t earliest(int64_t a, int64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+/* Fire due timers; return the next deadline (0 = none). */
+static int64_t run_timers(int64_t now)
+{
+    int64_t next = 0;
+    for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
+        struct shim_conn *c = &conns[i];
+        if (c->state == C_FREE || c->dead || !c->deadline)
+            continue;
+        if (now >= c->deadline) {
+            if (c->state == C_HELLO) {
+                conn_close(c, "no hello within 5 s");
+                continue;
+            }
+            w_connect(c);
+            if (c->dead || !c->deadline)
+                continue;
+        }
+        next = earliest(next, c->deadline);
+    }
+    if (S.orphan_at && now >= S.orphan_at) {
+        shim_log(SHIM_LOG_WARN, "no deployer link for %u s: stopping the weavelet",
+                 cfg.orphan_secs);
+        S.orphan_at = 0;
+        S.stopping = true;
+        S.kill_at = now + SHIM_KILL_AFTER_MS;
+        health_update();
+        kill_group(SIGTERM);
+    }
+    if (S.kill_at && now >= S.kill_at) {
+        S.kill_at = 0;
+        shim_log(SHIM_LOG_WARN, "the weavelet ignored SIGTERM: sending SIGKILL");
+        kill_group(SIGKILL);
+    }
+    if (!S.ctl_seen && !S.child_exited) {
+        if (now >= S.probe_at) {
+            struct stat st;
+            if (stat(S.ctl_addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+                ctl_ready();
+            S.probe_at = now + SHIM_PROBE_MS;
+        }
+        if (!S.ctl_seen)
+            next = earliest(next, S.probe_at);
+    }
+    next = earliest(next, S.orphan_at);
+    next = earliest(next, S.kill_at);
+    if (S.child_exited)
+        next = earliest(next, S.exit_at);
+    return next;
+}
+
+/* After the weavelet exited: has everything it wrote reached the deployer? */
+static bool all_flushed(void)
+{
+    for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
+        const struct shim_conn *c = &conns[i];
+        if (c->state == C_FREE || c->dead)
+            continue;
+        if (buf_len(&c->buf[1]) || (c->side[1].fd >= 0 && !c->side[1].eof))
+            return false;
+    }
+    return true;
+}
+
+static void loop(void)
+{
+    struct epoll_event evs[32];
+    for (;;) {
+        int64_t now = now_ms();
+        int64_t next = run_timers(now);
+        conn_free_dead();
+        if (S.child_exited && (all_flushed() || now >= S.exit_at))
+            return;
+        int timeout = -1;
+        if (next)
+            timeout = next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
+        int n = epoll_wait(S.ep, evs, (int)(sizeof evs / sizeof evs[0]), timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            shim_die("epoll_wait: %s", strerror(errno));
+        }
+        for (int i = 0; i < n; i++) {
+            uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
+            if (kind == EV_SIGNAL)
+                on_signal();
+            else if (kind == EV_TCP_LISTEN && S.tcp_fd >= 0)
+                on_tcp_accept();
+            else if (kind == EV_UNIX_LISTEN && S.unix_fd >= 0)
+                on_unix_accept();
+            else if (kind == EV_SIDE)
+                on_side(evs[i].data.ptr, evs[i].events);
+        }
+        conn_free_dead();
+    }
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: weaver-docker-shim [--] PROGRAM [ARGS...]\n"
+          "       weaver-docker-shim --health | --version | --help\n"
+          "environment: WEAVER_SHIM_TOKEN (64 hex chars; enables the TCP link),\n"
+          "  WEAVER_SHIM_PORT (7071), WEAVER_SHIM_DIR (/tmp/weaver),\n"
+          "  WEAVER_SHIM_ORPHAN_SECS (30; 0 = never), WEAVER_SHIM_LOG (debug|info|warn)\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (shim_cfg_parse(&cfg, argc, argv, environ) < 0) {
+        fprintf(stderr, "weaver-docker-shim: %s\n", cfg.err);
+        return argc > 1 && strcmp(argv[1], "--health") == 0 ? 1 : SHIM_EXIT_SETUP;
+    }
+    switch (cfg.mode) {
+    case SHIM_HEALTH:
+        return health_main();
+    case SHIM_VERSION:
+        puts("weaver-docker-shim " SHIM_VERSION_STR);
+        return 0;
+    case SHIM_HELP:
+        usage(stdout);
+        return 0;
+    case SHIM_RUN:
+        break;
+    }
+    hide_token();
+
+    /* Startup order: style.md 2.9. */
+    sigset_t all;
+    sigfillset(&all);
+    static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
+        sigdelset(&all, sync_sigs[i]);
+    if (sigprocmask(SIG_SETMASK, &all, &S.orig_mask) < 0)
+        shim_die("sigprocmask: %s", strerror(errno));
+    if ((S.sigfd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+        shim_die("signalfd: %s", strerror(errno));
+    if ((S.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        shim_die("epoll_create1: %s", strerror(errno));
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        shim_log(SHIM_LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    watch_fd(S.sigfd, &tag_signal);
+    for (size_t i = SHIM_MAX_CONNS; i-- > 0;) {
+        conns[i].next = S.free_list;
+        S.free_list = &conns[i];
+    }
+    setup_listeners();
+
+    S.child = spawn(argv + cfg.prog);
+    if (S.child < 0)
+        shim_die("fork: %s", strerror(errno));
+    shim_log(SHIM_LOG_DEBUG, "started %s as %d", argv[cfg.prog], (int)S.child);
+    health_update();
+    loop();
+    reap(); /* anything that exited meanwhile */
+    return S.exit_code;
+}

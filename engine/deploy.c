@@ -1,0 +1,1023 @@
+/* The envelope brain, shared by every runtime. Single-threaded: everything runs on the loop. */
+#include "engine/deploy.h"
+#include "engine/log.h"
+#include "engine/proxy.h"
+
+/* protobuf-c's INIT macros cast away const and its messages hold `char *`: we hand it borrowed
+ * strings for packing only. */
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#include "runtime.pb-c.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+
+#define HEALTH_EVERY_MS 5000
+#define STOP_GRACE_MS 5000
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 10000
+#define STABLE_MS 30000
+
+/* ---------- names ---------- */
+
+char *wd_component_short(const char *full)
+{
+    const char *last = strrchr(full, '/');
+    if (last == NULL)
+        return xstrdup(full);
+    const char *start = last;
+    while (start > full && start[-1] != '/')
+        start--;
+    if (start == last) /* "/x" or "a//x": nothing before the last element */
+        return xstrdup(last + 1);
+    return xasprintf("%.*s.%s", (int)(last - start), start, last + 1);
+}
+
+static char *slugify(const char *s)
+{
+    char *out = xstrdup(s);
+    for (char *p = out; *p; p++) {
+        char ch = *p;
+        if (ch >= 'A' && ch <= 'Z')
+            *p = (char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            *p = '-';
+    }
+    return out;
+}
+
+static struct wd_component *find_comp(struct wd_deploy *d, const char *name)
+{
+    for (size_t i = 0; i < d->ncomps; i++)
+        if (strcmp(d->comps[i]->name, name) == 0)
+            return d->comps[i];
+    return NULL;
+}
+
+static struct wd_component *add_comp(struct wd_deploy *d, const char *name)
+{
+    struct wd_component *c = xzalloc(sizeof *c);
+    c->name = xstrdup(name);
+    d->comps = xrealloc(d->comps, (d->ncomps + 1) * sizeof *d->comps);
+    d->comps[d->ncomps++] = c;
+    return c;
+}
+
+static int replicas_for(struct wd_deploy *d, struct wd_group *g)
+{
+    for (size_t i = 0; i < d->cfg->ngroups; i++)
+        for (size_t j = 0; j < g->ncomps; j++)
+            if (strcmp(d->cfg->groups[i].component, g->comps[j]->name) == 0)
+                return d->cfg->groups[i].replicas;
+    return d->cfg->replicas > 0 ? d->cfg->replicas : 1;
+}
+
+static struct wd_group *add_group(struct wd_deploy *d)
+{
+    struct wd_group *g = xzalloc(sizeof *g);
+    g->d = d;
+    g->idx = d->ngroups;
+    d->groups = xrealloc(d->groups, (d->ngroups + 1) * sizeof *d->groups);
+    d->groups[d->ngroups++] = g;
+    return g;
+}
+
+static void group_add_comp(struct wd_group *g, struct wd_component *c)
+{
+    c->group = g;
+    g->comps = xrealloc(g->comps, (g->ncomps + 1) * sizeof *g->comps);
+    g->comps[g->ncomps++] = c;
+    if (strcmp(c->name, WD_MAIN_COMPONENT) == 0)
+        g->has_main = true;
+    if (g->name == NULL) {
+        g->name = xstrdup(c->name);
+        g->short_name = wd_component_short(c->name);
+        g->slug = slugify(g->short_name);
+    }
+}
+
+static void group_finish(struct wd_deploy *d, struct wd_group *g)
+{
+    g->nreplicas = replicas_for(d, g);
+    g->replicas = xcalloc((size_t)g->nreplicas, sizeof *g->replicas);
+}
+
+/* Colocation groups from the config; every other component alone (as weaver multi does). */
+static void build_groups(struct wd_deploy *d)
+{
+    for (size_t i = 0; i < d->bin->ncomponents; i++)
+        add_comp(d, d->bin->components[i]);
+    if (find_comp(d, WD_MAIN_COMPONENT) == NULL)
+        add_comp(d, WD_MAIN_COMPONENT);
+    for (size_t i = 0; i < d->cfg->ncolocate; i++) {
+        struct wd_group *g = NULL;
+        for (size_t j = 0; j < d->cfg->colocate[i].n; j++) {
+            const char *name = d->cfg->colocate[i].v[j];
+            struct wd_component *c = find_comp(d, name);
+            if (c == NULL)
+                c = add_comp(d, name);
+            if (c->group)
+                continue;
+            if (g == NULL)
+                g = add_group(d);
+            group_add_comp(g, c);
+        }
+        if (g)
+            group_finish(d, g);
+    }
+    for (size_t i = 0; i < d->ncomps; i++) {
+        if (d->comps[i]->group)
+            continue;
+        struct wd_group *g = add_group(d);
+        group_add_comp(g, d->comps[i]);
+        group_finish(d, g);
+    }
+}
+
+/* ---------- protobuf helpers ---------- */
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(*len ? *len : 1);
+    protobuf_c_message_pack(m, buf);
+    return buf;
+}
+
+static void call_msg(struct wd_replica *r, enum wd_rpc_method m, const ProtobufCMessage *msg,
+                     wd_call_fn fn, void *arg);
+
+static void ignore_reply(struct wd_conn *c, const char *errmsg, const uint8_t *pb, size_t len,
+                         void *arg)
+{
+    (void)pb;
+    (void)len;
+    (void)arg;
+    if (errmsg && !strstr(errmsg, "connection closed") && !strstr(errmsg, "closed"))
+        wd_warn("%s: %s", wd_conn_name(c), errmsg);
+}
+
+static void call_msg(struct wd_replica *r, enum wd_rpc_method m, const ProtobufCMessage *msg,
+                     wd_call_fn fn, void *arg)
+{
+    if (r->ctl == NULL) {
+        if (fn != ignore_reply)
+            fn(NULL, "not connected", NULL, 0, arg);
+        return;
+    }
+    size_t len = 0;
+    autofree uint8_t *buf = pack(msg, &len);
+    wd_conn_call(r->ctl, m, buf, len, fn ? fn : ignore_reply, arg);
+}
+
+/* ---------- routing ---------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Dial addresses of a group's ready replicas, sorted. Array caller-owned; strings borrowed. */
+static char **ready_addrs(struct wd_group *g, size_t *n)
+{
+    char **v = xcalloc((size_t)g->nreplicas + 1, sizeof *v);
+    *n = 0;
+    for (int i = 0; i < g->nreplicas; i++) {
+        struct wd_replica *r = g->replicas[i];
+        if (r && r->state == WD_R_READY && r->dial_addr)
+            v[(*n)++] = r->dial_addr;
+    }
+    qsort(v, *n, sizeof *v, cmp_str);
+    return v;
+}
+
+/* Send routing info for component c to replica r (remote form, with an assignment if routed):
+ * weaver multi's EqualSlices over the sorted replicas (§7.3). */
+static void send_routing(struct wd_replica *r, struct wd_component *c)
+{
+    size_t n = 0;
+    autofree char **addrs = ready_addrs(c->group, &n);
+    Runtime__RoutingInfo ri = RUNTIME__ROUTING_INFO__INIT;
+    ri.component = c->name;
+    ri.n_replicas = n;
+    ri.replicas = addrs;
+    Runtime__Assignment as = RUNTIME__ASSIGNMENT__INIT;
+    Runtime__Assignment__Slice slices[64];
+    Runtime__Assignment__Slice *sp[64];
+    if (c->routed) {
+        size_t ns = 0;
+        if (n > 0) {
+            size_t pow2 = 1;
+            while (pow2 < n)
+                pow2 *= 2;
+            ns = pow2 > 64 ? 64 : pow2;
+            uint64_t step = UINT64_MAX / ns;
+            for (size_t i = 0; i < ns; i++) {
+                runtime__assignment__slice__init(&slices[i]);
+                slices[i].start = i * step;
+                slices[i].n_replicas = 1;
+                slices[i].replicas = &addrs[i % n];
+                sp[i] = &slices[i];
+            }
+        }
+        as.n_slices = ns;
+        as.slices = sp;
+        as.version = c->assign_version;
+        ri.assignment = &as;
+    }
+    Runtime__UpdateRoutingInfoRequest req = RUNTIME__UPDATE_ROUTING_INFO_REQUEST__INIT;
+    req.routing_info = &ri;
+    call_msg(r, WD_M_UPDATE_ROUTING_INFO, &req.base, NULL, NULL);
+}
+
+static void send_local_routing(struct wd_replica *r, const char *component)
+{
+    Runtime__RoutingInfo ri = RUNTIME__ROUTING_INFO__INIT;
+    ri.component = (char *)component;
+    ri.local = true;
+    Runtime__UpdateRoutingInfoRequest req = RUNTIME__UPDATE_ROUTING_INFO_REQUEST__INIT;
+    req.routing_info = &ri;
+    call_msg(r, WD_M_UPDATE_ROUTING_INFO, &req.base, NULL, NULL);
+}
+
+/* The replica set of c's group changed: push new routing info to every subscriber. */
+static void publish_group(struct wd_group *g)
+{
+    for (size_t i = 0; i < g->ncomps; i++) {
+        struct wd_component *c = g->comps[i];
+        if (!c->started)
+            continue;
+        if (c->routed)
+            c->assign_version++;
+        for (size_t j = 0; j < c->nsubs; j++)
+            send_routing(c->subs[j], c);
+    }
+}
+
+static void send_components(struct wd_replica *r)
+{
+    struct wd_group *g = r->g;
+    char **names = xcalloc(g->ncomps + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < g->ncomps; i++)
+        if (g->comps[i]->started)
+            names[n++] = g->comps[i]->name;
+    Runtime__UpdateComponentsRequest req = RUNTIME__UPDATE_COMPONENTS_REQUEST__INIT;
+    req.n_components = n;
+    req.components = names;
+    if (n > 0)
+        call_msg(r, WD_M_UPDATE_COMPONENTS, &req.base, NULL, NULL);
+    free(names);
+}
+
+/* ---------- replicas ---------- */
+
+static void launch_replica(struct wd_group *g, int slot);
+
+static void group_activate(struct wd_group *g)
+{
+    if (g->active)
+        return;
+    g->active = true;
+    wd_info("starting group %s (%d replica%s)", g->short_name, g->nreplicas,
+            g->nreplicas == 1 ? "" : "s");
+    for (int i = 0; i < g->nreplicas; i++)
+        launch_replica(g, i);
+}
+
+static void unsubscribe(struct wd_deploy *d, struct wd_replica *r)
+{
+    for (size_t i = 0; i < d->ncomps; i++) {
+        struct wd_component *c = d->comps[i];
+        size_t k = 0;
+        for (size_t j = 0; j < c->nsubs; j++)
+            if (c->subs[j] != r)
+                c->subs[k++] = c->subs[j];
+        c->nsubs = k;
+    }
+}
+
+static void check_all_gone(struct wd_deploy *d);
+
+static void health_tick(struct wd_timer *t, void *arg);
+
+static void on_health(struct wd_conn *c, const char *errmsg, const uint8_t *pb, size_t len,
+                      void *arg)
+{
+    (void)c;
+    struct wd_replica *r = arg;
+    if (errmsg) {
+        r->health = RUNTIME__HEALTH_STATUS__UNKNOWN;
+    } else {
+        Runtime__GetHealthReply *rep = runtime__get_health_reply__unpack(NULL, len, pb);
+        r->health = rep ? (int)rep->status : RUNTIME__HEALTH_STATUS__UNKNOWN;
+        runtime__get_health_reply__free_unpacked(rep, NULL);
+    }
+    if (r->state == WD_R_READY && !r->d->stopping)
+        r->health_timer = wd_timer_add(r->d->loop, HEALTH_EVERY_MS, health_tick, r);
+}
+
+static void health_tick(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_replica *r = arg;
+    r->health_timer = NULL;
+    Runtime__GetHealthRequest req = RUNTIME__GET_HEALTH_REQUEST__INIT;
+    call_msg(r, WD_M_GET_HEALTH, &req.base, on_health, r);
+}
+
+/* The app answers once main runs and every listener has a backend: tell `up -d`. */
+static void check_ready(struct wd_deploy *d)
+{
+    if (d->announced_ready || d->stopping)
+        return;
+    bool main_ready = false;
+    for (size_t i = 0; i < d->ngroups; i++)
+        if (d->groups[i]->has_main)
+            for (int j = 0; j < d->groups[i]->nreplicas; j++)
+                if (d->groups[i]->replicas[j] && d->groups[i]->replicas[j]->state == WD_R_READY)
+                    main_ready = true;
+    if (!main_ready)
+        return;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        if (wd_proxy_nbackends(d->listeners[i].proxy) == 0)
+            return;
+    d->announced_ready = true;
+    wd_info("%s is ready", d->app);
+    if (d->opts.ready_fd >= 0) {
+        struct wd_buf b = {0};
+        wd_buf_printf(&b, "ready");
+        for (size_t i = 0; i < d->nlisteners; i++)
+            wd_buf_printf(&b, "%s%s=%s", i ? ";" : " ", d->listeners[i].name,
+                          wd_proxy_address(d->listeners[i].proxy));
+        wd_buf_append(&b, "\n", 1);
+        (void)!write(d->opts.ready_fd, b.data, b.len);
+        wd_buf_free(&b);
+        d->opts.ready_fd = -1; /* the caller owns and closes it */
+    }
+}
+
+static void on_init(struct wd_conn *c, const char *errmsg, const uint8_t *pb, size_t len,
+                    void *arg)
+{
+    (void)c;
+    struct wd_replica *r = arg;
+    struct wd_deploy *d = r->d;
+    if (r->state == WD_R_DEAD || d->stopping)
+        return;
+    if (errmsg) {
+        wd_warn("group %s: InitWeavelet failed: %s", r->g->short_name, errmsg);
+        d->rt->stop(d, r, true);
+        return;
+    }
+    Runtime__InitWeaveletReply *rep = runtime__init_weavelet_reply__unpack(NULL, len, pb);
+    if (rep == NULL || rep->dial_addr == NULL || !*rep->dial_addr || rep->version == NULL) {
+        runtime__init_weavelet_reply__free_unpacked(rep, NULL);
+        wd_deploy_fail(d, "group %s: the weavelet sent an invalid InitWeavelet reply",
+                       r->g->short_name);
+        return;
+    }
+    if (rep->version->major != 0 || rep->version->minor != 24 || rep->version->patch != 0) {
+        wd_deploy_fail(d,
+                       "the weavelet speaks deployer API v%lld.%lld.%lld; weaver-docker supports "
+                       "v0.24.0 (weaver v0.24.1 ... v0.24.6)",
+                       (long long)rep->version->major, (long long)rep->version->minor,
+                       (long long)rep->version->patch);
+        runtime__init_weavelet_reply__free_unpacked(rep, NULL);
+        return;
+    }
+    free(r->dial_addr);
+    r->dial_addr = xstrdup(rep->dial_addr);
+    runtime__init_weavelet_reply__free_unpacked(rep, NULL);
+    r->state = WD_R_READY;
+    r->health = RUNTIME__HEALTH_STATUS__HEALTHY;
+    wd_info("group %s replica %d ready at %s (weavelet %.8s)", r->g->short_name, r->slot,
+            r->dial_addr, r->id);
+    send_components(r);
+    publish_group(r->g);
+    r->health_timer = wd_timer_add(d->loop, HEALTH_EVERY_MS, health_tick, r);
+    if (d->rt->ready)
+        d->rt->ready(d, r);
+    check_ready(d);
+}
+
+static void ctl_closed(struct wd_conn *c, const char *reason, void *arg)
+{
+    (void)reason;
+    struct wd_replica *r = arg;
+    if (r->ctl == c)
+        r->ctl = NULL;
+}
+
+void wd_replica_attach_control(struct wd_replica *r, int fd)
+{
+    struct wd_deploy *d = r->d;
+    struct wd_conn_ops ops = {.on_close = ctl_closed, .arg = r};
+    char name[96];
+    snprintf(name, sizeof name, "%s/%d weaveletControl", r->g->short_name, r->slot);
+    if (r->ctl)
+        wd_conn_close(r->ctl, "replaced");
+    r->ctl = wd_conn_new(d->loop, fd, true, d->bin->hdr_fmt, &ops, name);
+    Runtime__InitWeaveletRequest req = RUNTIME__INIT_WEAVELET_REQUEST__INIT;
+    size_t n = d->cfg->nsections;
+    Runtime__InitWeaveletRequest__SectionsEntry *ents = xcalloc(n + 1, sizeof *ents);
+    Runtime__InitWeaveletRequest__SectionsEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
+    for (size_t i = 0; i < n; i++) {
+        runtime__init_weavelet_request__sections_entry__init(&ents[i]);
+        ents[i].key = d->cfg->sections[i].name;
+        ents[i].value = d->cfg->sections[i].text;
+        ptrs[i] = &ents[i];
+    }
+    req.n_sections = n;
+    req.sections = ptrs;
+    call_msg(r, WD_M_INIT_WEAVELET, &req.base, on_init, r);
+    free(ents);
+    free(ptrs);
+}
+
+/* ---------- deployerControl handlers ---------- */
+
+static void reply_msg(struct wd_conn *c, uint64_t id, enum wd_rpc_method m,
+                      const ProtobufCMessage *msg, const char *errmsg)
+{
+    size_t len = 0;
+    autofree uint8_t *buf = pack(msg, &len);
+    wd_conn_reply(c, id, m, buf, len, errmsg);
+}
+
+static bool asked_before(struct wd_replica *r, const char *comp)
+{
+    for (size_t i = 0; i < r->nasked; i++)
+        if (strcmp(r->asked[i], comp) == 0)
+            return true;
+    r->asked = xrealloc(r->asked, (r->nasked + 1) * sizeof *r->asked);
+    r->asked[r->nasked++] = xstrdup(comp);
+    return false;
+}
+
+static void activate(struct wd_replica *r, const char *name, bool routed)
+{
+    struct wd_deploy *d = r->d;
+    struct wd_component *c = find_comp(d, name);
+    if (c == NULL) { /* not in the binary's call graph: host it in a group of its own */
+        c = add_comp(d, name);
+        struct wd_group *g = add_group(d);
+        group_add_comp(g, c);
+        group_finish(d, g);
+    }
+    if (routed)
+        c->routed = true;
+    if (!asked_before(r, name)) {
+        if (!routed && c->group == r->g) {
+            send_local_routing(r, name);
+        } else {
+            c->subs = xrealloc(c->subs, (c->nsubs + 1) * sizeof *c->subs);
+            c->subs[c->nsubs++] = r;
+            send_routing(r, c);
+        }
+    }
+    if (!c->started) {
+        c->started = true;
+        if (c->routed)
+            c->assign_version++;
+        struct wd_group *g = c->group;
+        for (int i = 0; i < g->nreplicas; i++)
+            if (g->replicas[i] && g->replicas[i]->state == WD_R_READY)
+                send_components(g->replicas[i]);
+        for (size_t j = 0; j < c->nsubs; j++)
+            send_routing(c->subs[j], c);
+    }
+    group_activate(c->group);
+}
+
+static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
+{
+    struct wd_log_entry le = {
+        .app = e->app,
+        .version = e->version,
+        .component = e->component,
+        .node = e->node,
+        .time_micros = e->time_micros,
+        .level = e->level,
+        .file = e->file,
+        .line = e->line,
+        .msg = e->msg,
+        .attrs = (const char *const *)e->attrs,
+        .nattrs = e->n_attrs,
+    };
+    struct wd_buf b = {0};
+    if (d->logstore) {
+        wd_logfmt_json(&le, &b);
+        wd_buf_append(&b, "\n", 1);
+        fwrite(b.data, 1, b.len, d->logstore);
+        fflush(d->logstore);
+        b.len = 0;
+    }
+    if (!d->opts.show_system && wd_log_entry_is_system(&le)) {
+        wd_buf_free(&b);
+        return;
+    }
+    wd_logfmt_format(d->logfmt, &le, &b);
+    wd_buf_append(&b, "\n", 1);
+    fwrite(b.data, 1, b.len, d->opts.out);
+    fflush(d->opts.out);
+    wd_buf_free(&b);
+}
+
+static void trace_spans(struct wd_deploy *d, const uint8_t *pb, size_t len)
+{
+    Runtime__TraceSpans *ts = runtime__trace_spans__unpack(NULL, len, pb);
+    if (ts == NULL)
+        return;
+    d->nspans += ts->n_span;
+    for (size_t i = 0; d->traces && i < ts->n_span; i++) {
+        const Runtime__Span *s = ts->span[i];
+        char tid[33] = "", sid[17] = "", pid[17] = "";
+        if (s->trace_id.len == 16)
+            wd_hex(s->trace_id.data, 16, tid);
+        if (s->span_id.len == 8)
+            wd_hex(s->span_id.data, 8, sid);
+        if (s->parent_span_id.len == 8)
+            wd_hex(s->parent_span_id.data, 8, pid);
+        fprintf(d->traces,
+                "{\"name\":\"%s\",\"trace_id\":\"%s\",\"span_id\":\"%s\",\"parent_span_id\":"
+                "\"%s\",\"kind\":%d,\"start_micros\":%lld,\"end_micros\":%lld}\n",
+                s->name ? s->name : "", tid, sid, pid, (int)s->kind, (long long)s->start_micros,
+                (long long)s->end_micros);
+    }
+    if (d->traces)
+        fflush(d->traces);
+    runtime__trace_spans__free_unpacked(ts, NULL);
+}
+
+static struct wd_listener *find_listener(struct wd_deploy *d, const char *name)
+{
+    for (size_t i = 0; i < d->nlisteners; i++)
+        if (strcmp(d->listeners[i].name, name) == 0)
+            return &d->listeners[i];
+    return NULL;
+}
+
+static int open_listener(struct wd_deploy *d, const char *name, const char *component,
+                         struct wd_error **err);
+
+static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, const uint8_t *pb,
+                       size_t len, void *arg)
+{
+    struct wd_replica *r = arg;
+    struct wd_deploy *d = r->d;
+    switch (m) {
+    case WD_M_ACTIVATE_COMPONENT: {
+        Runtime__ActivateComponentRequest *req =
+            runtime__activate_component_request__unpack(NULL, len, pb);
+        if (req == NULL || req->component == NULL || !*req->component) {
+            wd_conn_reply(c, id, m, NULL, 0, "malformed ActivateComponentRequest");
+        } else {
+            activate(r, req->component, req->routed);
+            Runtime__ActivateComponentReply rep = RUNTIME__ACTIVATE_COMPONENT_REPLY__INIT;
+            reply_msg(c, id, m, &rep.base, NULL);
+        }
+        runtime__activate_component_request__free_unpacked(req, NULL);
+        break;
+    }
+    case WD_M_GET_LISTENER_ADDRESS: {
+        Runtime__GetListenerAddressRequest *req =
+            runtime__get_listener_address_request__unpack(NULL, len, pb);
+        Runtime__GetListenerAddressReply rep = RUNTIME__GET_LISTENER_ADDRESS_REPLY__INIT;
+        rep.address = (char *)d->rt->listen_address(d, r);
+        reply_msg(c, id, m, &rep.base, req ? NULL : "malformed GetListenerAddressRequest");
+        runtime__get_listener_address_request__free_unpacked(req, NULL);
+        break;
+    }
+    case WD_M_EXPORT_LISTENER: {
+        Runtime__ExportListenerRequest *req =
+            runtime__export_listener_request__unpack(NULL, len, pb);
+        Runtime__ExportListenerReply rep = RUNTIME__EXPORT_LISTENER_REPLY__INIT;
+        autoerr struct wd_error *err = NULL;
+        if (req == NULL || req->listener == NULL || req->address == NULL) {
+            rep.error = (char *)"malformed ExportListenerRequest";
+        } else {
+            struct wd_listener *l = find_listener(d, req->listener);
+            if (l == NULL && open_listener(d, req->listener, r->g->name, &err) < 0) {
+                rep.error = err->msg; /* permanent: the weavelet does not retry */
+                wd_deploy_fail(d, "%s", err->msg);
+            }
+            l = find_listener(d, req->listener);
+            if (l) {
+                autofree char *be = d->rt->backend_address(d, r, req->address);
+                wd_proxy_add_backend(l->proxy, be, r);
+                rep.proxy_address = (char *)wd_proxy_address(l->proxy);
+                if (!l->announced) {
+                    l->announced = true;
+                    wd_info("listener \"%s\" serving at %s", l->name, wd_proxy_address(l->proxy));
+                }
+                check_ready(d);
+            }
+        }
+        reply_msg(c, id, m, &rep.base, NULL);
+        runtime__export_listener_request__free_unpacked(req, NULL);
+        break;
+    }
+    case WD_M_LOG_BATCH: {
+        Runtime__LogEntryBatch *b = runtime__log_entry_batch__unpack(NULL, len, pb);
+        for (size_t i = 0; b && i < b->n_entries; i++)
+            print_entry(d, b->entries[i]);
+        runtime__log_entry_batch__free_unpacked(b, NULL);
+        wd_conn_reply(c, id, m, NULL, 0, NULL);
+        break;
+    }
+    case WD_M_HANDLE_TRACE_SPANS:
+        trace_spans(d, pb, len);
+        wd_conn_reply(c, id, m, NULL, 0, NULL);
+        break;
+    case WD_M_GET_SELF_CERTIFICATE:
+    case WD_M_VERIFY_CLIENT_CERTIFICATE:
+    case WD_M_VERIFY_SERVER_CERTIFICATE:
+        wd_conn_reply(c, id, m, NULL, 0, "mtls is not supported by weaver-docker");
+        break;
+    default:
+        wd_conn_reply(c, id, m, NULL, 0, "internal error: unknown function");
+        break;
+    }
+}
+
+static void dep_closed(struct wd_conn *c, const char *reason, void *arg)
+{
+    (void)reason;
+    struct wd_replica *r = arg;
+    if (r->dep == c)
+        r->dep = NULL;
+    if (r->state != WD_R_DEAD && !r->d->stopping && r->d->rt->dep_lost)
+        r->d->rt->dep_lost(r->d, r);
+}
+
+void wd_replica_attach_deployer(struct wd_replica *r, int fd)
+{
+    struct wd_conn_ops ops = {.on_request = on_request, .on_close = dep_closed, .arg = r};
+    char name[96];
+    snprintf(name, sizeof name, "%s/%d deployerControl", r->g->short_name, r->slot);
+    if (r->dep)
+        wd_conn_close(r->dep, "replaced by a new connection");
+    r->dep = wd_conn_new(r->d->loop, fd, false, r->d->bin->hdr_fmt, &ops, name);
+}
+
+void wd_replica_output(struct wd_replica *r, const char *stream, const char *line)
+{
+    Runtime__LogEntry e = RUNTIME__LOG_ENTRY__INIT;
+    e.app = r->d->app;
+    e.version = r->d->deployment_id;
+    e.component = (char *)stream;
+    e.node = r->id;
+    e.level = (char *)stream;
+    e.file = (char *)"";
+    e.line = -1;
+    e.msg = (char *)line;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.time_micros = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    print_entry(r->d, &e);
+}
+
+char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
+                               const char *redirect, const char *internal_address)
+{
+    Runtime__WeaveletArgs a = RUNTIME__WEAVELET_ARGS__INIT;
+    Runtime__WeaveletArgs__Redirect rd = RUNTIME__WEAVELET_ARGS__REDIRECT__INIT;
+    Runtime__WeaveletArgs__Redirect *rds[1] = {&rd};
+    a.app = r->d->app;
+    a.deployment_id = r->d->deployment_id;
+    a.id = r->id;
+    a.run_main = r->g->has_main;
+    a.internal_address = (char *)internal_address;
+    rd.component = (char *)WD_DEPLOYER_CONTROL;
+    rd.target = (char *)WD_DEPLOYER_CONTROL;
+    rd.address = (char *)redirect;
+    a.n_redirects = 1;
+    a.redirects = rds;
+    a.control_socket = (char *)control_socket;
+    size_t len = 0;
+    autofree uint8_t *buf = pack(&a.base, &len);
+    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, buf, (int)len); /* standard alphabet, padded */
+    return out;
+}
+
+static char *new_weavelet_id(void)
+{
+    uint8_t u[16];
+    wd_random(u, sizeof u);
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    char h[33];
+    wd_hex(u, 16, h);
+    return xasprintf("%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+static void free_replica(struct wd_replica *r)
+{
+    for (size_t i = 0; i < r->nasked; i++)
+        free(r->asked[i]);
+    free(r->asked);
+    free(r->dial_addr);
+    free(r->id);
+    free(r);
+}
+
+static void launch_replica(struct wd_group *g, int slot)
+{
+    struct wd_deploy *d = g->d;
+    if (d->stopping)
+        return;
+    struct wd_replica *r = xzalloc(sizeof *r);
+    r->d = d;
+    r->g = g;
+    r->slot = slot;
+    r->id = new_weavelet_id();
+    r->gen = ++d->next_gen;
+    r->state = WD_R_STARTING;
+    r->started_ms = wd_now_ms();
+    g->replicas[slot] = r;
+    autoerr struct wd_error *err = NULL;
+    if (d->rt->launch(d, r, &err) < 0) {
+        wd_deploy_fail(d, "group %s: %s", g->short_name, err->msg);
+        g->replicas[slot] = NULL;
+        if (r->rt && d->rt->release)
+            d->rt->release(d, r);
+        free_replica(r);
+    }
+}
+
+struct restart {
+    struct wd_group *g;
+    int slot;
+    int restarts;
+};
+
+static void do_restart(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct restart *rs = arg;
+    struct wd_group *g = rs->g;
+    if (!g->d->stopping && g->replicas[rs->slot] == NULL) {
+        launch_replica(g, rs->slot);
+        if (g->replicas[rs->slot])
+            g->replicas[rs->slot]->restarts = rs->restarts;
+    }
+    free(rs);
+}
+
+void wd_replica_exited(struct wd_replica *r, const char *how, int code)
+{
+    struct wd_deploy *d = r->d;
+    struct wd_group *g = r->g;
+    bool was_ready = r->state == WD_R_READY;
+    r->state = WD_R_DEAD;
+    wd_timer_cancel(r->health_timer);
+    r->health_timer = NULL;
+    if (r->ctl)
+        wd_conn_close(r->ctl, "weavelet exited");
+    if (r->dep)
+        wd_conn_close(r->dep, "weavelet exited");
+    for (size_t i = 0; i < d->nlisteners; i++)
+        wd_proxy_remove_backends(d->listeners[i].proxy, r);
+    unsubscribe(d, r);
+    if (g->replicas[r->slot] == r)
+        g->replicas[r->slot] = NULL;
+    if (was_ready && !d->stopping)
+        publish_group(g);
+    int restarts = r->restarts;
+    int64_t ran_ms = wd_now_ms() - r->started_ms;
+    int slot = r->slot;
+    char idshort[9];
+    snprintf(idshort, sizeof idshort, "%.8s", r->id);
+    if (d->rt->release)
+        d->rt->release(d, r);
+    free_replica(r);
+
+    if (d->stopping) {
+        check_all_gone(d);
+        return;
+    }
+    if (g->has_main && code == 0) {
+        fprintf(stderr, "weaver-docker: the app's main function returned; stopping\n");
+        d->stopping = true;
+        for (size_t i = 0; i < d->ngroups; i++)
+            for (int j = 0; j < d->groups[i]->nreplicas; j++)
+                if (d->groups[i]->replicas[j])
+                    d->rt->stop(d, d->groups[i]->replicas[j], false);
+        check_all_gone(d);
+        return;
+    }
+    if (ran_ms > STABLE_MS)
+        restarts = 0;
+    int64_t delay = RESTART_MIN_MS;
+    for (int i = 0; i < restarts && delay < RESTART_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RESTART_MAX_MS)
+        delay = RESTART_MAX_MS;
+    fprintf(stderr,
+            "weaver-docker: group %s replica %d (weavelet %s) %s; restarting in %lld ms "
+            "(restart #%d)\n",
+            g->short_name, slot, idshort, how, (long long)delay, restarts + 1);
+    struct restart *rs = xzalloc(sizeof *rs);
+    rs->g = g;
+    rs->slot = slot;
+    rs->restarts = restarts + 1;
+    wd_timer_add(d->loop, delay, do_restart, rs);
+}
+
+/* ---------- lifecycle ---------- */
+
+static size_t live_replicas(struct wd_deploy *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++)
+            if (d->groups[i]->replicas[j])
+                n++;
+    return n;
+}
+
+static void check_all_gone(struct wd_deploy *d)
+{
+    if (d->stopping && live_replicas(d) == 0)
+        wd_loop_stop(d->loop);
+}
+
+static void kill_all(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_deploy *d = arg;
+    d->kill_timer = NULL;
+    if (live_replicas(d) > 0)
+        wd_warn("weavelets did not stop within %d s; killing them", STOP_GRACE_MS / 1000);
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++)
+            if (d->groups[i]->replicas[j])
+                d->rt->stop(d, d->groups[i]->replicas[j], true);
+}
+
+static void begin_stop(struct wd_deploy *d)
+{
+    if (d->stopping) {
+        kill_all(NULL, d); /* a second Ctrl-C: do not wait */
+        return;
+    }
+    d->stopping = true;
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++)
+            if (d->groups[i]->replicas[j])
+                d->rt->stop(d, d->groups[i]->replicas[j], false);
+    d->kill_timer = wd_timer_add(d->loop, STOP_GRACE_MS, kill_all, d);
+    check_all_gone(d);
+}
+
+void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...)
+{
+    if (d->fatal == NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        d->fatal = xvasprintf(fmt, ap);
+        va_end(ap);
+    }
+    begin_stop(d);
+}
+
+static void on_signal(int sig, void *arg)
+{
+    struct wd_deploy *d = arg;
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+        if (!d->stopping)
+            fprintf(stderr, "weaver-docker: stopping %s\n", d->app);
+        begin_stop(d);
+        return;
+    }
+    if (d->rt->on_signal)
+        d->rt->on_signal(d, sig);
+}
+
+static int open_listener(struct wd_deploy *d, const char *name, const char *component,
+                         struct wd_error **err)
+{
+    const char *addr = "localhost:0";
+    for (size_t i = 0; i < d->cfg->nlisteners; i++)
+        if (strcmp(d->cfg->listeners[i].name, name) == 0)
+            addr = d->cfg->listeners[i].address;
+    struct wd_proxy *p = NULL;
+    int r = wd_proxy_new(d->loop, name, addr, &p, err);
+    if (r < 0)
+        return r;
+    d->listeners = xrealloc(d->listeners, (d->nlisteners + 1) * sizeof *d->listeners);
+    struct wd_listener *l = &d->listeners[d->nlisteners++];
+    memset(l, 0, sizeof *l);
+    l->name = xstrdup(name);
+    l->component = xstrdup(component ? component : "");
+    l->proxy = p;
+    return 0;
+}
+
+static void free_deploy(struct wd_deploy *d)
+{
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        wd_proxy_free(d->listeners[i].proxy);
+        free(d->listeners[i].name);
+        free(d->listeners[i].component);
+    }
+    free(d->listeners);
+    for (size_t i = 0; i < d->ngroups; i++) {
+        struct wd_group *g = d->groups[i];
+        free(g->replicas);
+        free(g->comps);
+        free(g->name);
+        free(g->short_name);
+        free(g->slug);
+        free(g);
+    }
+    free(d->groups);
+    for (size_t i = 0; i < d->ncomps; i++) {
+        free(d->comps[i]->subs);
+        free(d->comps[i]->name);
+        free(d->comps[i]);
+    }
+    free(d->comps);
+    if (d->logfmt)
+        wd_logfmt_free(d->logfmt);
+    if (d->traces)
+        fclose(d->traces);
+    if (d->logstore)
+        fclose(d->logstore);
+    free(d->deployment_id);
+    free(d->app);
+    free(d->fatal);
+    if (d->loop)
+        wd_loop_free(d->loop);
+}
+
+static int run(struct wd_deploy *d, struct wd_error **err)
+{
+    const struct wd_deploy_opts *opts = &d->opts;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+    int r = wd_loop_new(sigs, WD_ARRAY_LEN(sigs), on_signal, d, &d->loop, err);
+    if (r < 0)
+        return r;
+    if (getenv("WEAVER_DOCKER_TRACE"))
+        wd_conn_set_trace(true);
+    d->logfmt = wd_logfmt_new(opts->color);
+    if (opts->traces_path && (d->traces = fopen(opts->traces_path, "ae")) == NULL)
+        return wd_err_sys(err, errno, "open traces file %s", opts->traces_path);
+    if (opts->log_path && (d->logstore = fopen(opts->log_path, "ae")) == NULL)
+        return wd_err_sys(err, errno, "open log file %s", opts->log_path);
+    build_groups(d);
+    /* Bind every listener the binary declares before starting anything, so a taken port is
+     * reported at once and nothing is left behind. */
+    for (size_t i = 0; i < d->bin->nlisteners; i++)
+        for (size_t j = 0; j < d->bin->listeners[i].names.n; j++)
+            if ((r = open_listener(d, d->bin->listeners[i].names.v[j],
+                                   d->bin->listeners[i].component, err)) < 0)
+                return r;
+    if (opts->on_start && (r = opts->on_start(d, opts->on_start_arg, err)) < 0)
+        return r;
+    if ((r = d->rt->init(d, err)) < 0) {
+        if (d->rt->shutdown)
+            d->rt->shutdown(d);
+        return r;
+    }
+    fprintf(stderr, "weaver-docker: deploying %s (deployment %.8s, %zu group%s, runtime %s)\n",
+            d->app, d->deployment_id, d->ngroups, d->ngroups == 1 ? "" : "s", d->rt->name);
+    for (size_t i = 0; i < d->nlisteners; i++)
+        fprintf(stderr, "weaver-docker: listener \"%s\" at %s\n", d->listeners[i].name,
+                wd_proxy_address(d->listeners[i].proxy));
+    struct wd_component *main_c = find_comp(d, WD_MAIN_COMPONENT);
+    main_c->started = true;
+    group_activate(main_c->group);
+    r = wd_loop_run(d->loop, err);
+    if (d->rt->shutdown)
+        d->rt->shutdown(d);
+    wd_loop_run_posts(d->loop); /* results of the runtime's last engine calls */
+    if (r == 0 && d->fatal)
+        r = wd_err(err, EIO, "%s", d->fatal);
+    if (r == 0)
+        fprintf(stderr, "weaver-docker: %s stopped\n", d->app);
+    return r;
+}
+
+int wd_deploy_run(struct wd_config *cfg, struct wd_binary_info *bin,
+                  const struct wd_deploy_opts *opts, struct wd_error **err)
+{
+    struct wd_deploy d = {0};
+    d.cfg = cfg;
+    d.bin = bin;
+    d.opts = *opts;
+    if (d.opts.out == NULL)
+        d.opts.out = stdout;
+    d.rt = opts->runtime && strcmp(opts->runtime, "docker") == 0 ? &wd_runtime_docker
+                                                                 : &wd_runtime_process;
+    d.app = xstrdup(cfg->name);
+    d.deployment_id = new_weavelet_id();
+    int r = run(&d, err);
+    free_deploy(&d);
+    return r;
+}

@@ -1,0 +1,157 @@
+/* engine/deploy.h - the envelope brain: colocation groups and replicas, activation and routing,
+ * listeners, logs, health, restarts. Runtimes (process, docker) only start and stop weavelets
+ * and hand us their control connections; everything else is shared.
+ * Protocol reference: ../shared/docs/weaver-protocol.md §1.4, §3, §7. */
+#ifndef WD_DEPLOY_H
+#define WD_DEPLOY_H
+
+#include "engine/binary.h"
+#include "engine/config.h"
+#include "engine/conn.h"
+#include "engine/logfmt.h"
+#include "engine/loop.h"
+
+#include <stdio.h>
+#include <sys/types.h>
+
+struct wd_deploy;
+struct wd_group;
+struct wd_replica;
+struct wd_proxy;
+
+enum wd_replica_state { WD_R_STARTING, WD_R_READY, WD_R_DEAD };
+
+struct wd_component {
+    char *name;
+    struct wd_group *group;
+    bool started; /* listed in its group's UpdateComponents */
+    bool routed;
+    uint64_t assign_version;
+    struct wd_replica **subs; /* replicas that route to it remotely */
+    size_t nsubs;
+};
+
+struct wd_group {
+    struct wd_deploy *d;
+    size_t idx;
+    char *name;  /* first component's full name */
+    char *short_name; /* "shop.Cart": last two path elements */
+    char *slug;  /* "shop-cart": for container and file names */
+    struct wd_component **comps;
+    size_t ncomps;
+    bool has_main;
+    bool active; /* replicas have been launched */
+    int nreplicas;
+    struct wd_replica **replicas; /* nreplicas slots, NULL while restarting */
+};
+
+struct wd_replica {
+    struct wd_deploy *d;
+    struct wd_group *g;
+    int slot;
+    uint64_t gen; /* unique per replica of this deployment */
+    char *id;     /* weavelet id */
+    char *dial_addr;
+    enum wd_replica_state state;
+    struct wd_conn *ctl; /* weaveletControl: we are the client */
+    struct wd_conn *dep; /* deployerControl: we serve */
+    char **asked;        /* components this weavelet activated */
+    size_t nasked;
+    int restarts;
+    int64_t started_ms;
+    int health; /* runtime.HealthStatus */
+    struct wd_timer *health_timer;
+    void *rt; /* runtime private */
+};
+
+struct wd_runtime_ops {
+    const char *name;
+    int (*init)(struct wd_deploy *d, struct wd_error **err);
+    /* Start a weavelet for r. The runtime later calls wd_replica_attach_* with connected fds,
+     * wd_replica_output for stdout/stderr lines, and exactly once wd_replica_exited. */
+    int (*launch)(struct wd_deploy *d, struct wd_replica *r, struct wd_error **err);
+    /* Ask r to stop (SIGTERM), or kill it (force). */
+    void (*stop)(struct wd_deploy *d, struct wd_replica *r, bool force);
+    /* The address a weavelet should listen on for a listener (GetListenerAddress). */
+    const char *(*listen_address)(struct wd_deploy *d, struct wd_replica *r);
+    /* Map the address a weavelet bound (ExportListener) to one we can connect to. Caller frees. */
+    char *(*backend_address)(struct wd_deploy *d, struct wd_replica *r, const char *bound);
+    void (*release)(struct wd_deploy *d, struct wd_replica *r); /* free r->rt after exit */
+    void (*shutdown)(struct wd_deploy *d);                       /* after the last replica */
+    void (*on_signal)(struct wd_deploy *d, int sig);             /* e.g. SIGCHLD */
+    void (*dep_lost)(struct wd_deploy *d, struct wd_replica *r); /* its deployerControl closed */
+    void (*ready)(struct wd_deploy *d, struct wd_replica *r);    /* InitWeavelet succeeded */
+};
+
+extern const struct wd_runtime_ops wd_runtime_process;
+extern const struct wd_runtime_ops wd_runtime_docker; /* engine/rt_docker.c */
+struct wd_docker_opts;
+
+struct wd_deploy_opts {
+    const char *runtime; /* "process" (default here) or "docker" */
+    bool color;
+    bool show_system;        /* print weaver's own system log entries too */
+    const char *traces_path; /* append trace spans as JSON lines, or NULL */
+    FILE *out;               /* where pretty logs go (stdout) */
+    const char *log_path;    /* also append every entry as a JSON line here (or NULL) */
+    int ready_fd;            /* write "ready\n" here once main and all listeners serve (-1) */
+    const struct wd_docker_opts *docker; /* runtime "docker" */
+    /* called once the loop runs and listeners are bound: e.g. to publish them as labels */
+    int (*on_start)(struct wd_deploy *d, void *arg, struct wd_error **err);
+    void *on_start_arg;
+};
+
+struct wd_listener {
+    char *name;
+    char *component;
+    struct wd_proxy *proxy;
+    bool announced;
+};
+
+struct wd_deploy {
+    struct wd_loop *loop;
+    struct wd_config *cfg;
+    struct wd_binary_info *bin;
+    struct wd_deploy_opts opts;
+    const struct wd_runtime_ops *rt;
+    void *rt_state;
+    char *deployment_id;
+    char *app;
+    struct wd_group **groups;
+    size_t ngroups;
+    struct wd_component **comps;
+    size_t ncomps;
+    struct wd_listener *listeners;
+    size_t nlisteners;
+    struct wd_logfmt *logfmt;
+    FILE *traces;
+    uint64_t nspans;
+    uint64_t next_gen;
+    FILE *logstore;
+    bool announced_ready;
+    bool stopping;
+    int exit_code;
+    char *fatal; /* set when the deployment must end with an error */
+    struct wd_timer *kill_timer;
+};
+
+/* Run the app in the foreground until SIGINT/SIGTERM (returns 0) or a fatal error. */
+int wd_deploy_run(struct wd_config *cfg, struct wd_binary_info *bin,
+                  const struct wd_deploy_opts *opts, struct wd_error **err);
+
+/* --- for runtimes --- */
+/* The base64 WEAVELET_ARGS value for r. Caller frees. */
+char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
+                               const char *redirect, const char *internal_address);
+void wd_replica_attach_control(struct wd_replica *r, int fd);
+void wd_replica_attach_deployer(struct wd_replica *r, int fd);
+void wd_replica_output(struct wd_replica *r, const char *stream, const char *line);
+/* The weavelet is gone: how (e.g. "exited with status 2") and its exit code (-1 unknown). */
+void wd_replica_exited(struct wd_replica *r, const char *how, int code);
+/* Stop the whole deployment with an error message. */
+void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Short display name of a component ("shop.Cart"). Caller frees. */
+char *wd_component_short(const char *full);
+
+#endif

@@ -1,0 +1,1109 @@
+/* engine/docker.c - Docker Engine API client over a unix socket (docs/docker-engine.md). */
+#include "engine/docker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "engine/docker_internal.h"
+#include "engine/http.h"
+#include "engine/json.h"
+#include "engine/log.h"
+#include "engine/util.h"
+
+#ifndef WD_VERSION
+#define WD_VERSION "0.0.0"
+#endif
+
+#define CALL_TIMEOUT_MS 60000L
+
+struct wd_docker {
+    struct wd_http *http;
+    char *socket;
+    char *source;
+    char *server_version;
+    char api[16];
+    bool podman;
+    struct wd_label *extra; /* WD_LABEL_OWNER + WEAVER_DOCKER_LABELS */
+    size_t nextra;
+};
+
+/* ---- handle ---- */
+
+void wd_docker_free(struct wd_docker *d)
+{
+    if (d == NULL)
+        return;
+    wd_http_free(d->http);
+    free(d->socket);
+    free(d->source);
+    free(d->server_version);
+    wd_labels_free(d->extra, d->nextra);
+    free(d);
+}
+
+void wd_docker_freep(struct wd_docker **d)
+{
+    wd_docker_free(*d);
+    *d = NULL;
+}
+
+struct wd_docker *wd_docker_clone(const struct wd_docker *d)
+{
+    struct wd_docker *c = xzalloc(sizeof *c);
+    autoerr struct wd_error *e = NULL;
+    /* cannot fail: the path was accepted by wd_http_new already */
+    if (wd_http_new(d->socket, &c->http, &e) < 0)
+        abort();
+    c->socket = xstrdup(d->socket);
+    c->source = xstrdup(d->source);
+    c->server_version = xstrdup(d->server_version);
+    memcpy(c->api, d->api, sizeof c->api);
+    c->podman = d->podman;
+    c->extra = xcalloc(d->nextra ? d->nextra : 1, sizeof *c->extra);
+    for (size_t i = 0; i < d->nextra; i++) {
+        c->extra[i].key = xstrdup(d->extra[i].key);
+        c->extra[i].value = xstrdup(d->extra[i].value);
+    }
+    c->nextra = d->nextra;
+    return c;
+}
+
+const char *wd_docker_socket(const struct wd_docker *d) { return d->socket; }
+const char *wd_docker_source(const struct wd_docker *d) { return d->source; }
+const char *wd_docker_api_version(const struct wd_docker *d) { return d->api; }
+const char *wd_docker_server_version(const struct wd_docker *d) { return d->server_version; }
+bool wd_docker_is_podman(const struct wd_docker *d) { return d->podman; }
+const struct wd_label *wd_docker_extra_labels(const struct wd_docker *d, size_t *n)
+{
+    *n = d->nextra;
+    return d->extra;
+}
+
+/* ---- connecting ---- */
+
+static const char start_hint[] =
+    "start the engine (Docker: 'sudo systemctl start docker'; Podman: 'systemctl --user start "
+    "podman.socket' or 'podman system service --time=0') or set DOCKER_HOST=unix:///path/to/"
+    "engine.sock";
+
+/* Replace a transport error from the first contact with a one-line explanation. */
+static int explain_connect(const char *path, const char *source, int rc, struct wd_error **err)
+{
+    autofree char *detail = xstrdup((*err)->msg);
+    wd_err_free(err);
+    switch (-rc) {
+    case ENOENT:
+        return wd_err(err, ENOENT, "no container engine at %s (%s): the socket does not exist; %s",
+                      path, source, start_hint);
+    case ECONNREFUSED:
+        return wd_err(err, ECONNREFUSED,
+                      "no container engine listening on %s (%s): stale socket; %s", path, source,
+                      start_hint);
+    case EACCES:
+    case EPERM:
+        return wd_err(err, EACCES,
+                      "permission denied on engine socket %s (%s): add your user to the 'docker' "
+                      "group ('sudo usermod -aG docker $USER', then log in again) or run with "
+                      "sudo",
+                      path, source);
+    case ENOTSOCK:
+        return wd_err(err, EPROTO, "%s (%s) is not a unix socket", path, source);
+    case EPROTO:
+    case ECONNRESET:
+        return wd_err(err, EPROTO,
+                      "%s (%s) is not a Docker or Podman engine socket: it does not answer the "
+                      "Engine API (%s)",
+                      path, source, detail);
+    case ETIMEDOUT:
+        return wd_err(err, ETIMEDOUT, "engine at %s (%s) does not answer: %s", path, source,
+                      detail);
+    default:
+        return wd_err(err, -rc, "engine at %s (%s): %s", path, source, detail);
+    }
+}
+
+static int try_engine(const char *path, const char *source, struct wd_docker **out,
+                      struct wd_error **err)
+{
+    struct wd_http *h = NULL;
+    int rc = wd_http_new(path, &h, err);
+    if (rc < 0)
+        return wd_err_wrap(err, "engine socket (%s)", source);
+    struct wd_docker *d = xzalloc(sizeof *d);
+    d->http = h;
+    d->socket = xstrdup(path);
+    d->source = xstrdup(source);
+    autodocker struct wd_docker *dd = d;
+
+    struct wd_http_request ping = {.method = "GET", .path = "/_ping", .timeout_ms = 15000};
+    autoresponse struct wd_http_response prs = {0};
+    rc = wd_http_do(h, &ping, &prs, err);
+    if (rc < 0)
+        return explain_connect(path, source, rc, err);
+    if (prs.api_version == NULL)
+        return wd_err(err, EPROTO,
+                      "%s (%s) is not a Docker or Podman engine socket: GET /_ping answered "
+                      "HTTP %ld without an Api-Version header",
+                      path, source, prs.status);
+    if (prs.status != 200) {
+        autofree char *m = wd_docker_error_message(prs.body.data, prs.body.len);
+        return wd_err(err, EIO, "engine at %s (%s) is not ready: GET /_ping: engine %ld: %s",
+                      path, source, prs.status, m);
+    }
+
+    autofree char *vpath = xasprintf("/v%s/version", prs.api_version);
+    struct wd_http_request vq = {.method = "GET", .path = vpath, .timeout_ms = 15000};
+    autoresponse struct wd_http_response vrs = {0};
+    rc = wd_http_do(h, &vq, &vrs, err);
+    if (rc < 0)
+        return explain_connect(path, source, rc, err);
+    if (vrs.status != 200) {
+        autofree char *m = wd_docker_error_message(vrs.body.data, vrs.body.len);
+        int e = wd_docker_status_errno(vrs.status, m);
+        return wd_err(err, e ? e : EIO, "engine at %s (%s): GET /version: engine %ld: %s", path,
+                      source, vrs.status, m);
+    }
+    autojson cJSON *vdoc = NULL;
+    struct wd_engine_version ver = {0};
+    if (wd_json_parse(vrs.body.data, vrs.body.len, "version reply", &vdoc, err) < 0 ||
+        wd_docker_parse_version(vdoc, &ver, err) < 0)
+        return wd_err_wrap(err, "engine at %s (%s)", path, source);
+    bool warn = false;
+    rc = wd_docker_negotiate(ver.api_version, ver.min_api_version, d->api, &warn, err);
+    if (rc < 0) {
+        wd_engine_version_free(&ver);
+        return wd_err_wrap(err, "engine at %s (%s)", path, source);
+    }
+    if (warn)
+        wd_warn("engine %s requires API %s or newer; weaver-docker was tested with %s", path,
+                d->api, WD_DOCKER_API_TESTED);
+    d->podman = ver.podman || prs.libpod_api_version != NULL;
+    d->server_version = xstrdup(ver.version);
+    wd_engine_version_free(&ver);
+
+    struct wd_label *l = NULL;
+    size_t n = 0;
+    if (wd_docker_labels_parse(getenv(WD_LABELS_ENV), &l, &n, err) < 0)
+        return -(*err)->errnum;
+    d->extra = xcalloc(n + 1, sizeof *d->extra);
+    d->extra[0].key = xstrdup(WD_LABEL_OWNER);
+    d->extra[0].value = xstrdup("weaver-docker/" WD_VERSION);
+    for (size_t i = 0; i < n; i++)
+        d->extra[i + 1] = l[i];
+    free(l);
+    d->nextra = n + 1;
+    wd_info("engine: %s %s at %s (%s), API %s", d->podman ? "Podman" : "Docker",
+            d->server_version, path, source, d->api);
+    *out = WD_STEAL(dd);
+    return 0;
+}
+
+int wd_docker_connect(const char *host, struct wd_docker **out, struct wd_error **err)
+{
+    const char *env_src = NULL, *uri = NULL;
+    if (host && *host)
+        env_src = "--host", uri = host;
+    else if (getenv("DOCKER_HOST") && *getenv("DOCKER_HOST"))
+        env_src = "DOCKER_HOST", uri = getenv("DOCKER_HOST");
+    else if (getenv("CONTAINER_HOST") && *getenv("CONTAINER_HOST"))
+        env_src = "CONTAINER_HOST", uri = getenv("CONTAINER_HOST");
+    if (uri) {
+        autofree char *path = NULL;
+        if (wd_docker_parse_host(uri, env_src, &path, err) < 0)
+            return -(*err)->errnum;
+        return try_engine(path, env_src, out, err);
+    }
+
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    autofree char *xdg_docker = xdg && *xdg ? xasprintf("%s/docker.sock", xdg) : NULL;
+    autofree char *xdg_podman = xdg && *xdg ? xasprintf("%s/podman/podman.sock", xdg) : NULL;
+    const char *cand[] = {"/var/run/docker.sock", xdg_docker, "/run/podman/podman.sock",
+                          xdg_podman};
+    struct wd_error *first = NULL;
+    int first_rc = 0;
+    bool any = false;
+    for (size_t i = 0; i < WD_ARRAY_LEN(cand); i++) {
+        struct stat st;
+        if (cand[i] == NULL || stat(cand[i], &st) < 0)
+            continue;
+        any = true;
+        struct wd_error *e = NULL;
+        int rc = try_engine(cand[i], "default", out, &e);
+        if (rc == 0) {
+            wd_err_free(&first);
+            return 0;
+        }
+        if (first == NULL)
+            first = e, first_rc = rc;
+        else
+            wd_err_free(&e);
+    }
+    if (any) {
+        *err = first;
+        return first_rc;
+    }
+    return wd_err(err, ENOENT,
+                  "no container engine found (tried /var/run/docker.sock%s%s, "
+                  "/run/podman/podman.sock%s%s): %s",
+                  xdg_docker ? ", " : "", xdg_docker ? xdg_docker : "", xdg_podman ? ", " : "",
+                  xdg_podman ? xdg_podman : "", start_hint);
+}
+
+/* ---- requests ---- */
+
+struct call {
+    const char *method;
+    const char *path; /* after /vX.Y */
+    const char *content_type;
+    const void *body;
+    size_t body_len;
+    long timeout_ms;
+    wd_http_sink_fn sink;
+    void *sink_arg;
+    struct wd_error **sink_err;
+    wd_http_headers_fn on_headers;
+    void *headers_arg;
+    const atomic_int *cancel;
+};
+
+static int do_call(struct wd_docker *d, const struct call *c, struct wd_http_response *rs,
+                   const char *what, struct wd_error **err)
+{
+    autofree char *path = xasprintf("/v%s%s", d->api, c->path);
+    struct wd_http_request rq = {
+        .method = c->method,
+        .path = path,
+        .content_type = c->content_type,
+        .body = c->body,
+        .body_len = c->body_len,
+        .timeout_ms = c->timeout_ms,
+        .sink = c->sink,
+        .sink_arg = c->sink_arg,
+        .sink_err = c->sink_err,
+        .on_headers = c->on_headers,
+        .headers_arg = c->headers_arg,
+        .cancel = c->cancel,
+    };
+    int rc = wd_http_do(d->http, &rq, rs, err);
+    if (rc < 0) {
+        if (rc == -ENOENT || rc == -ECONNREFUSED) {
+            /* never let a vanished socket look like HTTP 404 to callers */
+            autofree char *m = xstrdup((*err)->msg);
+            wd_err_free(err);
+            return wd_err(err, ECONNREFUSED, "%s: engine at %s is gone (%s)", what, d->socket,
+                          m);
+        }
+        if (rc == -ECONNRESET)
+            return wd_err_wrap(err, "%s: engine stopped or restarted mid-call", what);
+        return wd_err_wrap(err, "%s", what);
+    }
+    if (rs->status >= 300 && rs->status != 304) {
+        autofree char *m = wd_docker_error_message(rs->body.data, rs->body.len);
+        int e = wd_docker_status_errno(rs->status, m);
+        return wd_err(err, e ? e : EIO, "%s: engine %ld: %s", what, rs->status,
+                      *m ? m : "(no message)");
+    }
+    return 0;
+}
+
+static int call_json(struct wd_docker *d, const char *method, const char *path,
+                     const cJSON *body, cJSON **reply, long timeout_ms, const char *what,
+                     struct wd_error **err)
+{
+    autofree char *text = body ? wd_json_print(body) : NULL;
+    struct call c = {.method = method,
+                     .path = path,
+                     .body = text,
+                     .body_len = text ? strlen(text) : 0,
+                     .timeout_ms = timeout_ms};
+    autoresponse struct wd_http_response rs = {0};
+    int rc = do_call(d, &c, &rs, what, err);
+    if (rc < 0)
+        return rc;
+    if (reply == NULL)
+        return 0;
+    *reply = NULL;
+    if (rs.body.len == 0)
+        return 0;
+    if (wd_json_parse(rs.body.data, rs.body.len, "reply", reply, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    return 0;
+}
+
+int wd_docker_request(struct wd_docker *d, const char *method, const char *path,
+                      const struct cJSON *body, struct cJSON **reply, const char *what,
+                      struct wd_error **err)
+{
+    return call_json(d, method, path, body, reply, CALL_TIMEOUT_MS, what, err);
+}
+
+/* Path segments we interpolate (IDs, names, tags) must not carry URL syntax. */
+static int check_ref(const char *kind, const char *ref, struct wd_error **err)
+{
+    if (ref == NULL || *ref == 0)
+        return wd_err(err, EINVAL, "%s: empty name", kind);
+    for (const char *p = ref; *p; p++)
+        if (*p <= ' ' || *p == '?' || *p == '#' || *p == '%' || (unsigned char)*p >= 0x7f)
+            return wd_err(err, EINVAL, "%s '%s': invalid character", kind, ref);
+    return 0;
+}
+
+/* ---- networks ---- */
+
+int wd_docker_network_create(struct wd_docker *d, const struct wd_network_spec *s, char **id,
+                             struct wd_error **err)
+{
+    autofree char *what = xasprintf("create network %s", s->name ? s->name : "");
+    if (check_ref("network", s->name, err) < 0)
+        return -(*err)->errnum;
+    autojson cJSON *body = wd_docker_network_json(s, d->extra, d->nextra);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "POST", "/networks/create", body, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    const char *nid = wd_json_str(reply, "Id");
+    if (nid == NULL)
+        return wd_err(err, EPROTO, "%s: reply has no Id", what);
+    const char *warning = wd_json_str(reply, "Warning");
+    if (warning && *warning)
+        wd_warn("%s: %s", what, warning);
+    if (id)
+        *id = xstrdup(nid);
+    return 0;
+}
+
+int wd_docker_network_inspect(struct wd_docker *d, const char *name, struct wd_network_info *out,
+                              struct wd_error **err)
+{
+    autofree char *what = xasprintf("inspect network %s", name ? name : "");
+    if (check_ref("network", name, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/networks/%s", name);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    if (wd_docker_parse_network(reply, out, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    return 0;
+}
+
+int wd_docker_network_remove(struct wd_docker *d, const char *name, struct wd_error **err)
+{
+    autofree char *what = xasprintf("remove network %s", name ? name : "");
+    if (check_ref("network", name, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/networks/%s", name);
+    return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
+}
+
+int wd_docker_network_connect(struct wd_docker *d, const char *network, const char *container,
+                              const char *const *aliases, size_t naliases, struct wd_error **err)
+{
+    autofree char *what = xasprintf("connect %s to network %s", container ? container : "",
+                                     network ? network : "");
+    if (check_ref("network", network, err) < 0 || check_ref("container", container, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/networks/%s/connect", network);
+    autojson cJSON *body = wd_json_new_object();
+    wd_json_add_str(body, "Container", container);
+    cJSON *ep = wd_json_add_object(body, "EndpointConfig");
+    if (naliases)
+        wd_json_arr_add_strv(wd_json_add_array(ep, "Aliases"), aliases, naliases);
+    return call_json(d, "POST", path, body, NULL, CALL_TIMEOUT_MS, what, err);
+}
+
+/* ---- containers ---- */
+
+int wd_docker_container_create(struct wd_docker *d, const struct wd_container_spec *s, char **id,
+                               struct wd_error **err)
+{
+    autofree char *what = xasprintf("create container %s", s->name ? s->name : "");
+    if (check_ref("container", s->name, err) < 0 || check_ref("image", s->image, err) < 0)
+        return -(*err)->errnum;
+    autojson cJSON *body = wd_docker_container_json(s, d->extra, d->nextra);
+    autofree char *ename = wd_http_escape(s->name);
+    autofree char *path = xasprintf("/containers/create?name=%s", ename);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "POST", path, body, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    const char *cid = wd_json_str(reply, "Id");
+    if (cid == NULL)
+        return wd_err(err, EPROTO, "%s: reply has no Id", what);
+    const cJSON *w;
+    cJSON_ArrayForEach(w, wd_json_arr(reply, "Warnings")) if (cJSON_IsString(w))
+        wd_warn("%s: %s", what, w->valuestring);
+    if (id)
+        *id = xstrdup(cid);
+    return 0;
+}
+
+static int simple_post(struct wd_docker *d, const char *verb, const char *id, const char *query,
+                       long timeout_ms, struct wd_error **err)
+{
+    autofree char *what = xasprintf("%s container %s", verb, id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/containers/%s/%s%s", id, verb, query ? query : "");
+    return call_json(d, "POST", path, NULL, NULL, timeout_ms, what, err);
+}
+
+int wd_docker_container_start(struct wd_docker *d, const char *id, struct wd_error **err)
+{
+    return simple_post(d, "start", id, NULL, CALL_TIMEOUT_MS, err);
+}
+
+int wd_docker_container_stop(struct wd_docker *d, const char *id, int timeout_s,
+                             struct wd_error **err)
+{
+    char q[32] = "";
+    if (timeout_s >= 0)
+        snprintf(q, sizeof q, "?t=%d", timeout_s);
+    long to = CALL_TIMEOUT_MS + (timeout_s > 0 ? (long)timeout_s * 1000L : 0);
+    return simple_post(d, "stop", id, q, to, err);
+}
+
+int wd_docker_container_kill(struct wd_docker *d, const char *id, const char *signal,
+                             struct wd_error **err)
+{
+    autofree char *q = NULL;
+    if (signal) {
+        autofree char *es = wd_http_escape(signal);
+        q = xasprintf("?signal=%s", es);
+    }
+    return simple_post(d, "kill", id, q, CALL_TIMEOUT_MS, err);
+}
+
+int wd_docker_container_wait(struct wd_docker *d, const char *id, const char *condition,
+                             int64_t *exit_code, struct wd_error **err)
+{
+    autofree char *what = xasprintf("wait for container %s", id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    autofree char *ec = wd_http_escape(condition ? condition : "not-running");
+    autofree char *path = xasprintf("/containers/%s/wait?condition=%s", id, ec);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "POST", path, NULL, &reply, 0, what, err);
+    if (rc < 0)
+        return rc;
+    int64_t code;
+    autofree char *m = NULL;
+    if (wd_docker_parse_wait(reply, &code, &m, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    if (m)
+        return wd_err(err, EIO, "%s: engine: %s", what, m);
+    *exit_code = code;
+    return 0;
+}
+
+int wd_docker_container_remove(struct wd_docker *d, const char *id, bool force,
+                               struct wd_error **err)
+{
+    autofree char *what = xasprintf("remove container %s", id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/containers/%s?force=%d&v=1", id, force ? 1 : 0);
+    return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
+}
+
+int wd_docker_container_inspect(struct wd_docker *d, const char *id, const char *network,
+                                struct wd_container_info *out, struct wd_error **err)
+{
+    autofree char *what = xasprintf("inspect container %s", id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/containers/%s/json", id);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    if (wd_docker_parse_container(reply, network, out, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    return 0;
+}
+
+static char *label_query(const char *const *labels, size_t n)
+{
+    autofree char *f = wd_docker_filters_json(labels, n, NULL, NULL, 0);
+    return wd_http_escape(f);
+}
+
+int wd_docker_container_list(struct wd_docker *d, const char *const *labels, size_t nlabels,
+                             struct wd_container_summary **out, size_t *n, struct wd_error **err)
+{
+    autofree char *f = label_query(labels, nlabels);
+    autofree char *path = xasprintf("/containers/json?all=1&filters=%s", f);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, "list containers", err);
+    if (rc < 0)
+        return rc;
+    if (wd_docker_parse_container_list(reply, out, n, err) < 0)
+        return wd_err_wrap(err, "list containers");
+    return 0;
+}
+
+/* logs / attach */
+
+struct demux_sink {
+    struct wd_demux m;
+    wd_docker_output_fn cb;
+    void *arg;
+    struct wd_error *err;
+};
+
+static int demux_sink_fn(void *arg, const uint8_t *p, size_t n)
+{
+    struct demux_sink *s = arg;
+    return wd_demux_feed(&s->m, p, n, s->cb, s->arg, &s->err);
+}
+
+static int resolve_tty(struct wd_docker *d, const char *id, int tty, bool *out,
+                       struct wd_error **err)
+{
+    if (tty >= 0) {
+        *out = tty > 0;
+        return 0;
+    }
+    struct wd_container_info ci = {0};
+    int rc = wd_docker_container_inspect(d, id, NULL, &ci, err);
+    if (rc < 0)
+        return rc;
+    *out = ci.tty;
+    wd_container_info_free(&ci);
+    return 0;
+}
+
+static int stream_output(struct wd_docker *d, const char *method, const char *path, bool tty,
+                         wd_docker_output_fn cb, void *arg, const char *what,
+                         struct wd_error **err)
+{
+    struct demux_sink s = {.m = {.tty = tty}, .cb = cb, .arg = arg};
+    struct call c = {.method = method,
+                     .path = path,
+                     .sink = demux_sink_fn,
+                     .sink_arg = &s,
+                     .sink_err = &s.err};
+    autoresponse struct wd_http_response rs = {0};
+    int rc = do_call(d, &c, &rs, what, err);
+    if (rc == 0 && wd_demux_end(&s.m, err) < 0)
+        rc = wd_err_wrap(err, "%s", what);
+    wd_demux_free(&s.m);
+    wd_err_free(&s.err);
+    return rc;
+}
+
+int wd_docker_container_logs(struct wd_docker *d, const char *id, const struct wd_logs_opts *o,
+                             wd_docker_output_fn cb, void *arg, struct wd_error **err)
+{
+    autofree char *what = xasprintf("logs of container %s", id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    struct wd_logs_opts def = {.tty = -1};
+    if (o == NULL)
+        o = &def;
+    bool tty;
+    if (resolve_tty(d, id, o->tty, &tty, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    char tail[24] = "all";
+    if (o->tail > 0)
+        snprintf(tail, sizeof tail, "%d", o->tail);
+    autofree char *path = xasprintf(
+        "/containers/%s/logs?stdout=%d&stderr=%d&follow=%d&timestamps=%d&since=%" PRId64
+        "&tail=%s",
+        id, o->no_stdout ? 0 : 1, o->no_stderr ? 0 : 1, o->follow ? 1 : 0, o->timestamps ? 1 : 0,
+        o->since, tail);
+    return stream_output(d, "GET", path, tty, cb, arg, what, err);
+}
+
+int wd_docker_container_attach(struct wd_docker *d, const char *id, bool logs, int tty,
+                               wd_docker_output_fn cb, void *arg, struct wd_error **err)
+{
+    autofree char *what = xasprintf("attach to container %s", id ? id : "");
+    if (check_ref("container", id, err) < 0)
+        return -(*err)->errnum;
+    bool t;
+    if (resolve_tty(d, id, tty, &t, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    /* no Upgrade headers: the 200 body is read until EOF (docker-engine.md §5.6) */
+    autofree char *path = xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1&logs=%d",
+                                    id, logs ? 1 : 0);
+    return stream_output(d, "POST", path, t, cb, arg, what, err);
+}
+
+/* ---- parallel jobs ---- */
+
+unsigned wd_docker_default_parallelism(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n * 2 > 8 ? 8u : (unsigned)(n * 2);
+}
+
+struct pool {
+    struct wd_docker_job *jobs;
+    size_t n;
+    atomic_size_t next;
+};
+struct worker {
+    struct pool *p;
+    struct wd_docker *d;
+    bool owned;
+    pthread_t thr;
+};
+
+static void run_job(struct wd_docker *d, struct wd_docker_job *j)
+{
+    int64_t t0 = wd_now_ns();
+    j->rc = wd_docker_container_create(d, j->spec, &j->id, &j->err);
+    int64_t t1 = wd_now_ns();
+    j->create_us = (t1 - t0) / 1000;
+    if (j->rc < 0 || !j->start)
+        return;
+    j->rc = wd_docker_container_start(d, j->id, &j->err);
+    j->start_us = (wd_now_ns() - t1) / 1000;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&w->p->next, 1);
+        if (i >= w->p->n)
+            break;
+        run_job(w->d, &w->p->jobs[i]);
+    }
+    return NULL;
+}
+
+int wd_docker_run_jobs(struct wd_docker *d, struct wd_docker_job *jobs, size_t njobs,
+                       unsigned max_threads, struct wd_error **err)
+{
+    if (njobs == 0)
+        return 0;
+    unsigned nt = max_threads ? max_threads : wd_docker_default_parallelism();
+    if (nt > njobs)
+        nt = (unsigned)njobs;
+    struct pool p = {.jobs = jobs, .n = njobs};
+    atomic_init(&p.next, 0);
+    struct worker *w = xcalloc(nt, sizeof *w);
+    unsigned started = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        w[i].p = &p;
+        w[i].owned = i > 0;
+        w[i].d = i == 0 ? d : wd_docker_clone(d);
+        if (i > 0) {
+            if (pthread_create(&w[i].thr, NULL, worker_main, &w[i]) != 0) {
+                wd_docker_free(w[i].d);
+                w[i].d = NULL;
+                break; /* fewer threads; the others pick up the work */
+            }
+            started++;
+        }
+    }
+    worker_main(&w[0]); /* the caller's thread is worker 0 */
+    for (unsigned i = 1; i <= started; i++) {
+        pthread_join(w[i].thr, NULL);
+        wd_docker_free(w[i].d);
+    }
+    free(w);
+    size_t failed = 0, first = 0;
+    for (size_t i = 0; i < njobs; i++)
+        if (jobs[i].rc < 0 && failed++ == 0)
+            first = i;
+    if (failed == 0)
+        return 0;
+    return wd_err(err, -jobs[first].rc, "%zu of %zu containers failed: %s", failed, njobs,
+                  jobs[first].err ? jobs[first].err->msg : "unknown error");
+}
+
+void wd_docker_jobs_clear(struct wd_docker_job *jobs, size_t njobs)
+{
+    for (size_t i = 0; i < njobs; i++) {
+        free(jobs[i].id);
+        jobs[i].id = NULL;
+        wd_err_free(&jobs[i].err);
+    }
+}
+
+/* ---- events ---- */
+
+struct wd_docker_events {
+    struct wd_docker *d;
+    pthread_t thr;
+    atomic_int stop;
+    char *path;
+    unsigned mask;
+    wd_docker_event_fn cb;
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready; /* 0 waiting, 1 streaming, -1 ended */
+    int rc;
+    struct wd_error *err;
+    struct wd_lines lines;
+    struct wd_error *sink_err;
+};
+
+static void events_headers(void *arg, long status)
+{
+    struct wd_docker_events *ev = arg;
+    if (status >= 300)
+        return;
+    pthread_mutex_lock(&ev->mu);
+    ev->ready = 1;
+    pthread_cond_broadcast(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+}
+
+static int events_line(void *arg, const char *line, size_t len)
+{
+    struct wd_docker_events *ev = arg;
+    autojson cJSON *doc = cJSON_ParseWithLength(line, len);
+    if (doc == NULL) {
+        wd_warn("events: skipping a line that is not JSON");
+        return 0;
+    }
+    struct wd_docker_event e;
+    struct wd_label *attrs = NULL;
+    autoerr struct wd_error *perr = NULL;
+    if (wd_docker_parse_event(doc, &e, &attrs, &perr) < 0) {
+        wd_warn("events: %s", perr->msg); /* one odd line does not end the stream */
+        return 0;
+    }
+    if (e.action & ev->mask && (e.type[0] == 0 || strcmp(e.type, "container") == 0))
+        ev->cb(ev->arg, &e);
+    free(attrs);
+    return 0;
+}
+
+static int events_sink(void *arg, const uint8_t *p, size_t n)
+{
+    struct wd_docker_events *ev = arg;
+    return wd_lines_feed(&ev->lines, p, n, events_line, ev, &ev->sink_err);
+}
+
+static void *events_main(void *arg)
+{
+    struct wd_docker_events *ev = arg;
+    struct call c = {.method = "GET",
+                     .path = ev->path,
+                     .sink = events_sink,
+                     .sink_arg = ev,
+                     .sink_err = &ev->sink_err,
+                     .on_headers = events_headers,
+                     .headers_arg = ev,
+                     .cancel = &ev->stop};
+    autoresponse struct wd_http_response rs = {0};
+    struct wd_error *e = NULL;
+    int rc = do_call(ev->d, &c, &rs, "follow engine events", &e);
+    if (rc == 0 && !atomic_load(&ev->stop))
+        rc = wd_err(&e, ECONNRESET, "follow engine events: the engine closed the stream");
+    pthread_mutex_lock(&ev->mu);
+    ev->rc = rc;
+    ev->err = e;
+    ev->ready = -1;
+    pthread_cond_broadcast(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+    return NULL;
+}
+
+int wd_docker_events_start(struct wd_docker *d, const char *const *labels, size_t nlabels,
+                           unsigned mask, wd_docker_event_fn cb, void *arg,
+                           struct wd_docker_events **out, struct wd_error **err)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{WD_EV_CREATE, "create"}, {WD_EV_START, "start"},
+                 {WD_EV_DIE, "die"},       {WD_EV_HEALTH, "health_status"},
+                 {WD_EV_OOM, "oom"},       {WD_EV_KILL, "kill"},
+                 {WD_EV_STOP, "stop"},     {WD_EV_DESTROY, "destroy"}};
+    const char *evs[WD_ARRAY_LEN(names)];
+    size_t nev = 0;
+    /* Podman 4.3 does not map event=die (docker-engine.md §7): filter actions here instead */
+    if (!d->podman && !(mask & WD_EV_OTHER))
+        for (size_t i = 0; i < WD_ARRAY_LEN(names); i++)
+            if (mask & names[i].bit)
+                evs[nev++] = names[i].name;
+    autofree char *f = wd_docker_filters_json(labels, nlabels, "container", evs, nev);
+    autofree char *ef = wd_http_escape(f);
+    struct wd_docker_events *ev = xzalloc(sizeof *ev);
+    ev->d = wd_docker_clone(d);
+    ev->path = xasprintf("/events?filters=%s", ef);
+    ev->mask = mask;
+    ev->cb = cb;
+    ev->arg = arg;
+    atomic_init(&ev->stop, 0);
+    pthread_mutex_init(&ev->mu, NULL);
+    pthread_cond_init(&ev->cv, NULL);
+    int prc = pthread_create(&ev->thr, NULL, events_main, ev);
+    if (prc != 0) {
+        wd_docker_free(ev->d);
+        free(ev->path);
+        free(ev);
+        return wd_err_sys(err, prc, "events: start thread");
+    }
+    pthread_mutex_lock(&ev->mu);
+    while (ev->ready == 0)
+        pthread_cond_wait(&ev->cv, &ev->mu);
+    int ready = ev->ready;
+    pthread_mutex_unlock(&ev->mu);
+    if (ready < 0) {
+        pthread_join(ev->thr, NULL);
+        int rc = ev->rc;
+        *err = WD_STEAL(ev->err);
+        ev->thr = 0;
+        atomic_store(&ev->stop, 1);
+        (void)wd_docker_events_stop(ev, NULL);
+        return rc < 0 ? rc : wd_err(err, EIO, "events: stream ended at once");
+    }
+    *out = ev;
+    return 0;
+}
+
+int wd_docker_events_stop(struct wd_docker_events *ev, struct wd_error **err)
+{
+    if (ev == NULL)
+        return 0;
+    atomic_store(&ev->stop, 1);
+    if (ev->thr)
+        pthread_join(ev->thr, NULL);
+    int rc = ev->rc;
+    if (rc == -ECANCELED || err == NULL) {
+        rc = 0;
+        wd_err_free(&ev->err);
+    } else if (rc < 0) {
+        *err = WD_STEAL(ev->err);
+    }
+    wd_err_free(&ev->sink_err);
+    wd_lines_free(&ev->lines);
+    pthread_mutex_destroy(&ev->mu);
+    pthread_cond_destroy(&ev->cv);
+    wd_docker_free(ev->d);
+    free(ev->path);
+    free(ev);
+    return rc;
+}
+
+/* ---- images ---- */
+
+int wd_docker_image_inspect(struct wd_docker *d, const char *name, struct wd_image_info *out,
+                            struct wd_error **err)
+{
+    autofree char *what = xasprintf("inspect image %s", name ? name : "");
+    if (check_ref("image", name, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/images/%s/json", name);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    if (wd_docker_parse_image(reply, out, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    return 0;
+}
+
+int wd_docker_image_remove(struct wd_docker *d, const char *name, bool force,
+                           struct wd_error **err)
+{
+    autofree char *what = xasprintf("remove image %s", name ? name : "");
+    if (check_ref("image", name, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/images/%s?force=%d&noprune=0", name, force ? 1 : 0);
+    return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
+}
+
+struct progress_sink {
+    struct wd_lines lines;
+    struct wd_error *err;
+    char *error; /* first error object in the stream */
+    char *id;
+    char *loaded;
+};
+
+static int progress_line(void *arg, const char *line, size_t len)
+{
+    struct progress_sink *s = arg;
+    autojson cJSON *doc = cJSON_ParseWithLength(line, len);
+    if (doc == NULL)
+        return 0; /* tolerate noise; the status and error objects decide */
+    struct wd_progress p;
+    wd_docker_parse_progress(doc, &p);
+    if (p.error && s->error == NULL)
+        s->error = xstrdup(p.error);
+    if (p.aux_id) {
+        free(s->id);
+        s->id = xstrdup(p.aux_id);
+    }
+    if (p.stream && strncmp(p.stream, "Loaded image", 12) == 0) {
+        const char *v = strchr(p.stream, ':');
+        v = v ? v + 1 : p.stream;
+        while (*v == ' ')
+            v++;
+        size_t n = strcspn(v, "\r\n");
+        free(s->loaded);
+        s->loaded = xstrndup(v, n);
+    }
+    return 0;
+}
+
+static int progress_fn(void *arg, const uint8_t *p, size_t n)
+{
+    struct progress_sink *s = arg;
+    return wd_lines_feed(&s->lines, p, n, progress_line, s, &s->err);
+}
+
+static int post_tar(struct wd_docker *d, const char *path, const void *tar, size_t len,
+                    struct progress_sink *s, const char *what, struct wd_error **err)
+{
+    struct call c = {.method = "POST",
+                     .path = path,
+                     .content_type = "application/x-tar",
+                     .body = tar,
+                     .body_len = len,
+                     .timeout_ms = 0,
+                     .sink = progress_fn,
+                     .sink_arg = s,
+                     .sink_err = &s->err};
+    autoresponse struct wd_http_response rs = {0};
+    int rc = do_call(d, &c, &rs, what, err);
+    if (rc == 0)
+        rc = wd_lines_end(&s->lines, progress_line, s, err);
+    if (rc == 0 && s->error) /* Docker reports failures inside the 200 stream (§2.4) */
+        rc = wd_err(err, wd_docker_status_errno(500, s->error), "%s: engine: %s", what,
+                    s->error);
+    return rc;
+}
+
+static void progress_free(struct progress_sink *s)
+{
+    wd_lines_free(&s->lines);
+    wd_err_free(&s->err);
+    free(s->error);
+    free(s->id);
+    free(s->loaded);
+}
+
+int wd_docker_image_load(struct wd_docker *d, const void *tar, size_t len, char **loaded,
+                         struct wd_error **err)
+{
+    struct progress_sink s = {0};
+    int rc = post_tar(d, "/images/load?quiet=1", tar, len, &s, "load image", err);
+    if (rc == 0 && loaded)
+        *loaded = s.loaded ? WD_STEAL(s.loaded) : xstrdup("");
+    progress_free(&s);
+    return rc;
+}
+
+int wd_docker_image_build(struct wd_docker *d, const void *tar, size_t len, const char *tag,
+                          const struct wd_kv *labels, size_t nlabels, char **id,
+                          struct wd_error **err)
+{
+    autofree char *what = xasprintf("build image %s", tag);
+    autojson cJSON *lj = wd_json_new_object();
+    for (size_t i = 0; i < nlabels; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(lj, labels[i].key);
+        wd_json_add_str(lj, labels[i].key, labels[i].value);
+    }
+    for (size_t i = 0; i < d->nextra; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(lj, d->extra[i].key);
+        wd_json_add_str(lj, d->extra[i].key, d->extra[i].value);
+    }
+    autofree char *ltext = wd_json_print(lj);
+    autofree char *el = wd_http_escape(ltext);
+    autofree char *et = wd_http_escape(tag);
+    autofree char *path = xasprintf("/build?t=%s&rm=1&forcerm=1&labels=%s", et, el);
+    struct progress_sink s = {0};
+    int rc = post_tar(d, path, tar, len, &s, what, err);
+    if (rc == 0 && id) {
+        if (s.id == NULL)
+            rc = wd_err(err, EPROTO, "%s: the build reported no image ID", what);
+        else
+            *id = WD_STEAL(s.id);
+    }
+    progress_free(&s);
+    return rc;
+}
+
+/* ---- cleanup ---- */
+
+static int list_ids(struct wd_docker *d, const char *what, const char *base,
+                    const char *const *labels, size_t n, char ***ids, size_t *nids,
+                    struct wd_error **err)
+{
+    autofree char *f = label_query(labels, n);
+    autofree char *path = xasprintf("%s%sfilters=%s", base, strchr(base, '?') ? "&" : "?", f);
+    autojson cJSON *reply = NULL;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, what, err);
+    if (rc < 0)
+        return rc;
+    if (wd_docker_parse_id_list(reply, ids, nids, err) < 0)
+        return wd_err_wrap(err, "%s", what);
+    return 0;
+}
+
+int wd_docker_cleanup(struct wd_docker *d, const char *const *labels, size_t nlabels,
+                      struct wd_cleanup_stats *st, struct wd_error **err)
+{
+    struct wd_cleanup_stats s = {0};
+    if (nlabels == 0)
+        return wd_err(err, EINVAL, "cleanup: refusing to run without a label filter");
+    char **ids = NULL;
+    size_t n = 0;
+    int rc = list_ids(d, "cleanup: list containers", "/containers/json?all=1", labels, nlabels,
+                      &ids, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = wd_docker_container_remove(d, ids[i], true, err);
+        if (rc == -ENOENT) {
+            wd_err_free(err);
+            rc = 0;
+        } else if (rc == 0) {
+            s.containers++;
+        }
+    }
+    wd_strv_free(ids, n);
+    ids = NULL, n = 0;
+    if (rc == 0)
+        rc = list_ids(d, "cleanup: list networks", "/networks", labels, nlabels, &ids, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = wd_docker_network_remove(d, ids[i], err);
+        if (rc == -ENOENT) {
+            wd_err_free(err);
+            rc = 0;
+        } else if (rc == 0) {
+            s.networks++;
+        }
+    }
+    wd_strv_free(ids, n);
+    ids = NULL, n = 0;
+    if (rc == 0)
+        rc = list_ids(d, "cleanup: list images", "/images/json", labels, nlabels, &ids, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = wd_docker_image_remove(d, ids[i], false, err);
+        if (rc == -ENOENT) {
+            wd_err_free(err);
+            rc = 0;
+        } else if (rc == -EEXIST || rc == -EBUSY) {
+            wd_debug("cleanup: keeping image %s: %s", ids[i], (*err)->msg);
+            wd_err_free(err); /* still used by someone else's container: not ours to force */
+            s.images_kept++;
+            rc = 0;
+        } else if (rc == 0) {
+            s.images++;
+        }
+    }
+    wd_strv_free(ids, n);
+    if (st)
+        *st = s;
+    return rc;
+}

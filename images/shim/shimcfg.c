@@ -1,0 +1,135 @@
+/* images/shim/shimcfg.c - see shimcfg.h. Pure: reads only its arguments, writes only *cfg. */
+#include "images/shim/shimcfg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *cfg_env(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+/* Strict decimal: digits only, no sign or spaces, value <= max. */
+static int cfg_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cfg_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+__attribute__((format(printf, 2, 3))) static int cfg_fail(struct shim_cfg *cfg, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cfg->err, sizeof cfg->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *const *envp)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = SHIM_DEFAULT_PORT;
+    cfg->orphan_secs = SHIM_DEFAULT_ORPHAN_SECS;
+    cfg->log_level = SHIM_LOG_INFO;
+    memcpy(cfg->dir, SHIM_DEFAULT_DIR, sizeof SHIM_DEFAULT_DIR);
+
+    /* argv */
+    if (argc < 2 || !argv)
+        return cfg_fail(cfg, "usage: weaver-docker-shim [--] PROGRAM [ARGS...] | --health");
+    const char *a = argv[1];
+    if (!a)
+        return cfg_fail(cfg, "argv[1] is NULL");
+    if (strcmp(a, "--health") == 0 || strcmp(a, "--version") == 0 || strcmp(a, "--help") == 0 ||
+        strcmp(a, "-h") == 0) {
+        if (argc != 2)
+            return cfg_fail(cfg, "%s takes no arguments", a);
+        cfg->mode = a[2] == 'h' ? SHIM_HEALTH : a[2] == 'v' ? SHIM_VERSION : SHIM_HELP;
+    } else {
+        int i = 1;
+        if (strcmp(a, "--") == 0)
+            i = 2;
+        else if (a[0] == '-')
+            return cfg_fail(cfg, "unknown option '%.40s'", a);
+        if (i >= argc || !argv[i] || !argv[i][0])
+            return cfg_fail(cfg, "missing PROGRAM");
+        cfg->mode = SHIM_RUN;
+        cfg->prog = i;
+    }
+
+    /* environment */
+    const char *v;
+    if ((v = cfg_env(envp, "WEAVER_SHIM_TOKEN")) != NULL) {
+        if (strlen(v) != 2 * SHIM_TOKEN_LEN)
+            return cfg_fail(cfg, "WEAVER_SHIM_TOKEN must be %d hex characters",
+                            2 * SHIM_TOKEN_LEN);
+        for (size_t k = 0; k < SHIM_TOKEN_LEN; k++) {
+            int hi = cfg_hexval(v[2 * k]), lo = cfg_hexval(v[2 * k + 1]);
+            if (hi < 0 || lo < 0)
+                return cfg_fail(cfg, "WEAVER_SHIM_TOKEN must be %d hex characters",
+                                2 * SHIM_TOKEN_LEN);
+            cfg->token[k] = (uint8_t)(hi << 4 | lo);
+        }
+        cfg->link = true;
+    }
+    unsigned long n;
+    if ((v = cfg_env(envp, "WEAVER_SHIM_PORT")) != NULL) {
+        if (cfg_uint(v, 65535, &n) < 0 || n == 0)
+            return cfg_fail(cfg, "WEAVER_SHIM_PORT '%.20s' is not a port (1-65535)", v);
+        cfg->port = (uint16_t)n;
+    }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_ORPHAN_SECS")) != NULL) {
+        if (cfg_uint(v, SHIM_MAX_ORPHAN_SECS, &n) < 0)
+            return cfg_fail(cfg, "WEAVER_SHIM_ORPHAN_SECS '%.20s' is not 0-%d", v,
+                            SHIM_MAX_ORPHAN_SECS);
+        cfg->orphan_secs = (unsigned)n;
+    }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_LOG")) != NULL) {
+        if (strcmp(v, "debug") == 0)
+            cfg->log_level = SHIM_LOG_DEBUG;
+        else if (strcmp(v, "info") == 0)
+            cfg->log_level = SHIM_LOG_INFO;
+        else if (strcmp(v, "warn") == 0)
+            cfg->log_level = SHIM_LOG_WARN;
+        else
+            return cfg_fail(cfg, "WEAVER_SHIM_LOG '%.20s' is not debug, info or warn", v);
+    }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_DIR")) != NULL) {
+        size_t len = strlen(v);
+        while (len > 1 && v[len - 1] == '/')
+            len--;
+        if (v[0] != '/' || len < 2)
+            return cfg_fail(cfg, "WEAVER_SHIM_DIR must be an absolute path other than /");
+        if (len > SHIM_DIR_MAX)
+            return cfg_fail(cfg, "WEAVER_SHIM_DIR is longer than %d bytes", SHIM_DIR_MAX);
+        memcpy(cfg->dir, v, len);
+        cfg->dir[len] = '\0';
+    }
+    return 0;
+}

@@ -1,0 +1,39 @@
+/* images/shim/shimcfg.h - the shim's configuration: argv plus environment, parsed by a pure
+ * function (no I/O, no allocation, no global state) so it can be fuzzed on its own.
+ * tests/fuzz/fuzz_shimcfg.c #includes shimcfg.c directly (the fuzz build links libwd.a only). */
+#ifndef WD_SHIMCFG_H
+#define WD_SHIMCFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHIM_TOKEN_LEN 32       /* raw bytes; 64 hex chars in WEAVER_SHIM_TOKEN */
+#define SHIM_DEFAULT_PORT 7071
+#define SHIM_DEFAULT_DIR "/tmp/weaver"
+#define SHIM_DEFAULT_ORPHAN_SECS 30
+#define SHIM_MAX_ORPHAN_SECS 86400
+/* Longest WEAVER_SHIM_DIR: DIR + "/deployer.sock" must fit sockaddr_un.sun_path (108 with NUL). */
+#define SHIM_DIR_MAX (108 - 1 - 14)
+
+enum shim_mode { SHIM_RUN, SHIM_HEALTH, SHIM_VERSION, SHIM_HELP };
+enum shim_log_level { SHIM_LOG_DEBUG, SHIM_LOG_INFO, SHIM_LOG_WARN };
+
+struct shim_cfg {
+    enum shim_mode mode;
+    int prog;                        /* SHIM_RUN: index of PROGRAM in argv */
+    bool link;                       /* WEAVER_SHIM_TOKEN given: TCP link enabled */
+    uint8_t token[SHIM_TOKEN_LEN];
+    uint16_t port;                   /* WEAVER_SHIM_PORT */
+    unsigned orphan_secs;            /* WEAVER_SHIM_ORPHAN_SECS; 0 = never */
+    enum shim_log_level log_level;   /* WEAVER_SHIM_LOG */
+    char dir[SHIM_DIR_MAX + 1];      /* WEAVER_SHIM_DIR, absolute, no trailing '/' */
+    char err[160];                   /* set when shim_cfg_parse fails */
+};
+
+/* Parse argv (argc entries, argv[argc] not read) and envp (NULL-terminated "KEY=VALUE" list,
+ * may be NULL; the first entry of a key wins, as with getenv). Returns 0, or -1 with cfg->err
+ * set. Usage: weaver-docker-shim [--] PROGRAM [ARGS...] | --health | --version | --help */
+int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *const *envp);
+
+#endif
