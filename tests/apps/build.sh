@@ -1,0 +1,149 @@
+#!/bin/bash
+# Builds the Go side of weaver-docker's tests (run by `make apps`):
+#
+#   build/go/bin/weaver           the weaver CLI (weaver multi deploy, generate)
+#                                 at v0.24.6, built in the throwaway module
+#                                 build/go/wgen with golang.org/x/tools v0.38.0
+#                                 (weaver's pinned x/tools v0.14.0 does not
+#                                 compile with Go >= 1.25; see
+#                                 docs "Building weaver apps with current Go")
+#   build/go/bin/weaver-v0.24.3   the v0.24.3 CLI/generator, built the same way
+#                                 (a v0.24.6 `weaver multi` cannot run a v0.24.3
+#                                 app: the request headers differ)
+#   build/go/apps/<name>          the apps: shop, shop-v0243, echo, wide, hello
+#                                 (static, CGO_ENABLED=0 go build -trimpath)
+#   build/go/apps/shop-dynamic    shop linked dynamically (CGO_ENABLED=1; skipped
+#                                 with a warning when there is no C compiler)
+#
+# The apps' weaver_gen.go files are committed, so a normal run only compiles.
+# It is idempotent: a tool or app is rebuilt only when missing or older than
+# one of its sources (*.go, go.mod, go.sum). Needs Go >= 1.21 and the Go module
+# proxy; nothing else.
+#
+# Usage: tests/apps/build.sh [--generate] [--force]
+#   --generate  re-run wide/gen.sh and `weaver generate` in every app (using
+#               the generator matching the app's weaver version), then build
+#   --force     rebuild every app even if it looks up to date
+# Environment: GO (the go command; default: go on PATH, else /usr/local/go/bin/go).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$root/build/go
+generate=0 force=0
+for arg in "$@"; do
+	case $arg in
+	--generate) generate=1 ;;
+	--force) force=1 ;;
+	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
+	esac
+done
+
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+[ -x "$GO" ] || { echo "build.sh: no go command (set GO=/path/to/go)" >&2; exit 1; }
+# The generator runs `go list`, so the same go must come first on PATH.
+export PATH="$(dirname "$GO"):$PATH"
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+GOV=$("$GO" env GOVERSION)
+
+XTOOLS=v0.38.0
+# name  source dir (relative to the repo)  weaver version  cgo
+APPS=(
+	"shop         tests/apps/shop        v0.24.6 0"
+	"shop-v0243   tests/apps/shop-v0243  v0.24.3 0"
+	"echo         tests/apps/echo        v0.24.6 0"
+	"wide         tests/apps/wide        v0.24.6 0"
+	"hello        examples/hello         v0.24.6 0"
+	"shop-dynamic tests/apps/shop        v0.24.6 1"
+)
+
+log() { printf '  %-8s %s\n' "$1" "$2"; }
+
+# weaver_version BINARY: the github.com/ServiceWeaver/weaver module version
+# recorded in BINARY's build info ("" if none). It is a dependency of an app
+# and the main module of the weaver CLI.
+weaver_version() {
+	"$GO" version -m "$1" 2>/dev/null |
+		awk '($1 == "dep" || $1 == "mod") && $2 == "github.com/ServiceWeaver/weaver" { print $3 }'
+}
+
+# generator VERSION: path of the weaver CLI/generator for VERSION, built on
+# first use in build/go/wgen (v0.24.6) or build/go/wgen-VERSION.
+generator() {
+	local v=$1 bin dir
+	if [ "$v" = v0.24.6 ]; then
+		bin=$out/bin/weaver dir=$out/wgen
+	else
+		bin=$out/bin/weaver-$v dir=$out/wgen-$v
+	fi
+	if [ -x "$bin" ] && [ "$(weaver_version "$bin")" = "$v" ] &&
+		"$GO" version -m "$bin" | grep -q "golang.org/x/tools[[:space:]]*$XTOOLS"; then
+		echo "$bin"
+		return
+	fi
+	log WEAVER "$bin ($v, x/tools $XTOOLS)" >&2
+	rm -rf "$dir"
+	mkdir -p "$dir" "$out/bin"
+	printf 'module wgen\n\ngo 1.24\n' >"$dir/go.mod"
+	if ! (
+		cd "$dir"
+		"$GO" get "github.com/ServiceWeaver/weaver@$v" "golang.org/x/tools@$XTOOLS"
+		nice "$GO" build -trimpath -o "$bin.tmp" github.com/ServiceWeaver/weaver/cmd/weaver
+	) >"$dir/build.log" 2>&1; then
+		cat "$dir/build.log" >&2
+		echo "build.sh: building the weaver $v CLI failed" >&2
+		exit 1
+	fi
+	mv "$bin.tmp" "$bin"
+	[ "$(weaver_version "$bin")" = "$v" ] || { echo "build.sh: $bin is not weaver $v" >&2; exit 1; }
+	echo "$bin"
+}
+
+# up_to_date BINARY DIR: BINARY exists and no source in DIR is newer.
+up_to_date() {
+	[ -f "$1" ] || return 1
+	[ -z "$(find -L "$2" \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$1" -print -quit)" ]
+}
+
+have_cc() { command -v "${CC:-gcc}" >/dev/null 2>&1 || command -v cc >/dev/null 2>&1; }
+
+# The CLIs are always built: tests and benchmarks run `weaver multi deploy`.
+generator v0.24.6 >/dev/null
+generator v0.24.3 >/dev/null
+
+if [ $generate = 1 ]; then
+	log GEN tests/apps/wide/components.go
+	"$root/tests/apps/wide/gen.sh"
+	declare -A done_dirs=()
+	for entry in "${APPS[@]}"; do
+		read -r name dir ver cgo <<<"$entry"
+		[ -z "${done_dirs[$dir]:-}" ] || continue
+		done_dirs[$dir]=1
+		gen=$(generator "$ver")
+		log GENERATE "$dir (weaver $ver)"
+		(cd "$root/$dir" && nice "$gen" generate .)
+	done
+	force=1
+fi
+
+mkdir -p "$out/apps"
+for entry in "${APPS[@]}"; do
+	read -r name dir ver cgo <<<"$entry"
+	bin=$out/apps/$name
+	if [ $force = 0 ] && up_to_date "$bin" "$root/$dir"; then
+		continue
+	fi
+	if [ "$cgo" = 1 ] && ! have_cc; then
+		echo "build.sh: warning: no C compiler, not building $name (needs CGO_ENABLED=1)" >&2
+		continue
+	fi
+	log GO "build/go/apps/$name ($GOV, weaver $ver$([ "$cgo" = 1 ] && echo ', cgo'))"
+	(cd "$root/$dir" && CGO_ENABLED=$cgo nice "$GO" build -trimpath -o "$bin.tmp" .)
+	got=$(weaver_version "$bin.tmp")
+	if [ "$got" != "$ver" ]; then
+		echo "build.sh: $name was built with weaver '${got}', want $ver" >&2
+		rm -f "$bin.tmp"
+		exit 1
+	fi
+	mv "$bin.tmp" "$bin"
+done

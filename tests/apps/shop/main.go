@@ -1,0 +1,125 @@
+// Command shop is the main integration-test app of weaver-docker: a small
+// Service Weaver application with several colocation groups, a routed
+// component, a config section, logs at every level and a component that
+// panics on request.
+//
+// Groups (weaver.toml):
+//
+//	Main + Pricer   Main owns the HTTP listener "shop"; Pricer is colocated
+//	Cart            own group, configured by weaver.toml, calls Inventory
+//	Inventory       own group, routed by item (weaver.WithRouter)
+//	Crasher         own group, panics when asked to
+//
+// HTTP endpoints on the "shop" listener (answers end with "\n"):
+//
+//	GET /healthz           ok
+//	GET /buy?item=apple    bought apple: 1 in cart (stock 9)
+//	GET /price?item=apple  apple costs 35
+//	GET /config            store=weaver-docker shop max=100
+//	GET /whoami            main=<weavelet id> cart=<weavelet id>
+//	GET /logs              logged 4 entries
+//	GET /panic             Crasher panics; its weavelet dies
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/ServiceWeaver/weaver"
+	"github.com/ServiceWeaver/weaver/runtime"
+)
+
+func main() {
+	if err := weaver.Run(context.Background(), serve); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type app struct {
+	weaver.Implements[weaver.Main]
+	pricer  weaver.Ref[Pricer]
+	cart    weaver.Ref[Cart]
+	crasher weaver.Ref[Crasher]
+	shop    weaver.Listener
+}
+
+// weaveletID returns the id the deployer gave this weavelet in WEAVELET_ARGS,
+// or "single" when the binary runs as a single process.
+func weaveletID(ctx context.Context) string {
+	b, err := runtime.GetBootstrap(ctx)
+	if err != nil || !b.Exists() {
+		return "single"
+	}
+	return b.Args.Id
+}
+
+func serve(ctx context.Context, a *app) error {
+	a.Logger(ctx).Info("shop ready", "addr", a.shop.Addr().String(), "proxy", a.shop.ProxyAddr())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/buy", func(w http.ResponseWriter, r *http.Request) {
+		item := r.URL.Query().Get("item")
+		if item == "" {
+			http.Error(w, "missing item", http.StatusBadRequest)
+			return
+		}
+		// A deadline (and, from weaver v0.24.4 on, a metadata entry) so the
+		// data-plane request header carries its optional parts.
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		inCart, stock, err := a.cart.Get().Add(withMetadata(ctx), item)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "bought %s: %d in cart (stock %d)\n", item, inCart, stock)
+	})
+	mux.HandleFunc("/price", func(w http.ResponseWriter, r *http.Request) {
+		item := r.URL.Query().Get("item")
+		cents, err := a.pricer.Get().Price(r.Context(), item)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "%s costs %d\n", item, cents)
+	})
+	mux.HandleFunc("/config", func(w http.ResponseWriter, r *http.Request) {
+		store, max, err := a.cart.Get().Settings(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "store=%s max=%d\n", store, max)
+	})
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		id, err := a.cart.Get().Whoami(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "main=%s cart=%s\n", weaveletID(r.Context()), id)
+	})
+	mux.HandleFunc("/logs", func(w http.ResponseWriter, r *http.Request) {
+		n, err := a.cart.Get().LogAll(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "logged %d entries\n", n)
+	})
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		a.Logger(r.Context()).Warn("asking Crasher to panic")
+		err := a.crasher.Get().Crash(r.Context(), "requested by /panic")
+		if err == nil {
+			err = errors.New("crasher did not crash")
+		}
+		http.Error(w, err.Error(), http.StatusBadGateway)
+	})
+	return http.Serve(a.shop, weaver.InstrumentHandler("shop", mux))
+}
