@@ -2,6 +2,20 @@
 #include "engine/binary.h"
 #include "engine/config.h"
 #include "engine/deploy.h"
+#include "engine/docker.h"
+#include "engine/image.h"
+#include "engine/log.h"
+#include "engine/proxy.h"
+#include "engine/rt_docker.h"
+#include "engine/state.h"
+#include "engine/util.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,19 +26,285 @@
 
 static const char up_usage[] =
     "Usage: weaver-docker up [OPTIONS] <weaver.toml | BINARY>\n"
-    "Run a Service Weaver application: one weavelet per component group and replica, started\n"
-    "when the group is first needed (main at once). Logs of every weavelet are printed merged;\n"
-    "Ctrl-C (or SIGTERM) stops every weavelet and exits 0. A crashed weavelet is restarted with\n"
-    "backoff and routing is updated for everyone.\n\n"
+    "Run a Service Weaver application: one container (or process) per component group and\n"
+    "replica, started when the group is first needed (main at once). Logs of every weavelet are\n"
+    "printed merged; Ctrl-C (or SIGTERM) stops and removes everything and exits 0. A crashed\n"
+    "weavelet is replaced with backoff and routing is updated for everyone.\n\n"
     "Options:\n"
-    "  --runtime=RT     where weavelets run: process (local processes)\n"
+    "  --runtime=RT     where weavelets run: docker (default; Docker or Podman engine) or\n"
+    "                   process (local processes, no engine needed)\n"
+    "  -d, --detach     return once the app answers and keep it running; see 'weaver-docker\n"
+    "                   ps', 'logs' and 'down'\n"
     "  --traces=FILE    append received trace spans to FILE as JSON lines\n"
     "  --system         also print Service Weaver's own system log entries\n"
     "  -h, --help       print this help and exit\n\n"
     "Exit status: 0 stopped on request, 1 error, 2 invalid input.\n\n"
     "Examples:\n"
-    "  weaver-docker up --runtime=process weaver.toml\n"
+    "  weaver-docker up weaver.toml\n"
+    "  weaver-docker up -d weaver.toml && curl localhost:12080/ && weaver-docker down shop\n"
     "  weaver-docker up --runtime=process ./app\n";
+
+/* The shim: $WEAVER_DOCKER_SHIM, next to us in the build tree (shim/), or installed in
+ * ../lib/weaver-docker/. Caller frees. */
+static char *find_shim(void)
+{
+    const char *env = getenv("WEAVER_DOCKER_SHIM");
+    if (env && *env)
+        return xstrdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *dir = dirname(exe);
+    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
+                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (found == NULL && access(cands[i], R_OK) == 0)
+            found = cands[i];
+        else
+            free(cands[i]);
+    }
+    return found;
+}
+
+static bool valid_app_name(const char *s)
+{
+    if (!*s || strlen(s) > 40)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              (*p == '.' && p != s)))
+            return false;
+    return true;
+}
+
+struct docker_run {
+    struct wd_docker *dk;
+    const char *network;
+    const char *log_path;
+};
+
+/* Once the listeners are bound: the deployment's network, labelled with everything `ps`,
+ * `logs` and `down` need. */
+static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
+{
+    struct docker_run *x = arg;
+    struct wd_buf lis = {0};
+    for (size_t i = 0; i < d->nlisteners; i++)
+        wd_buf_printf(&lis, "%s%s=%s", i ? ";" : "", d->listeners[i].name,
+                      wd_proxy_address(d->listeners[i].proxy));
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    autofree char *pid = xasprintf("%ld", (long)getpid());
+    autofree char *started = xasprintf("%lld", (long long)time(NULL));
+    autofree char *lstr = wd_buf_steal_str(&lis);
+    struct wd_kv labels[] = {
+        {WD_LABEL_APP, d->app},       {WD_LABEL_DEPLOYMENT, d->deployment_id},
+        {WD_LABEL_ROLE, "network"},   {WD_LABEL_PID, pid},
+        {WD_LABEL_HOST, host},        {WD_LABEL_LISTENERS, lstr},
+        {WD_LABEL_LOG, x->log_path},  {WD_LABEL_STARTED, started},
+    };
+    struct wd_network_spec ns = {.name = x->network, .labels = labels,
+                                 .nlabels = WD_ARRAY_LEN(labels)};
+    int r = wd_docker_network_create(x->dk, &ns, NULL, err);
+    if (r == -EEXIST) {
+        wd_err_free(err);
+        /* a leftover without containers (we cleaned stale deployments before) */
+        wd_docker_network_remove(x->dk, x->network, NULL);
+        r = wd_docker_network_create(x->dk, &ns, NULL, err);
+    }
+    return r < 0 ? wd_err_wrap(err, "create network %s", x->network) : 0;
+}
+
+/* Refuse a second `up` of a running app; clean up after a deployer that was killed. */
+static int check_not_up(struct wd_docker *dk, const char *app, struct wd_error **err)
+{
+    struct wd_deployment_rec *recs = NULL;
+    size_t n = 0;
+    int r = wd_state_list(dk, app, &recs, &n, err);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        if (recs[i].deployer_alive) {
+            r = wd_err(err, EEXIST,
+                       "%s is already up (deployment %.8s, deployer pid %ld); run 'weaver-docker "
+                       "down %s' first",
+                       app, recs[i].deployment, recs[i].pid, app);
+            break;
+        }
+        wd_warn("removing what an earlier deployment of %s left behind (its deployer is gone)",
+                app);
+        r = wd_state_remove(dk, &recs[i], 0, NULL, err);
+    }
+    wd_state_free(recs, n);
+    return r;
+}
+
+/* Detach: the child runs the deployment with its output in the app's state directory; the
+ * parent returns once the child reports the app ready (or prints why it failed). */
+static int detach(const char *app, const char *dir, int *ready_fd, struct wd_error **err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return wd_err_sys(err, errno, "pipe");
+    autofree char *logp = xasprintf("%s/deployer.log", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return wd_err_sys(err, errno, "fork");
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int lf = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (nul >= 0)
+            dup2(nul, 0);
+        if (lf >= 0) {
+            dup2(lf, 1);
+            dup2(lf, 2);
+        }
+        *ready_fd = p[1];
+        return 1; /* child: go on */
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, 300000) <= 0) {
+            close(p[0]);
+            return wd_err(err, ETIMEDOUT, "%s did not become ready in 5 minutes; see %s", app,
+                          logp);
+        }
+        ssize_t n = read(p[0], buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (memchr(buf, '\n', len) || len == sizeof buf - 1)
+            break;
+    }
+    close(p[0]);
+    buf[len] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    if (strncmp(buf, "ready", 5) == 0) {
+        printf("%s is up (deployer pid %d)\n", app, (int)pid);
+        char *save = NULL;
+        for (char *t = strtok_r(buf + 5, " ;", &save); t; t = strtok_r(NULL, " ;", &save)) {
+            char *eq = strchr(t, '=');
+            if (eq) {
+                *eq = 0;
+                printf("listener %s at %s\n", t, eq + 1);
+            }
+        }
+        printf("logs: weaver-docker logs %s    stop: weaver-docker down %s\n", app, app);
+        return 0;
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (strncmp(buf, "error ", 6) == 0)
+        return wd_err(err, EIO, "%s", buf + 6);
+    return wd_err(err, EIO, "the deployer of %s stopped before the app was ready; see %s", app,
+                  logp);
+}
+
+static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
+                          struct wd_deploy_opts *o, struct wd_docker *dk, const char *image,
+                          const char *bname, const char *log_path, struct wd_error **err)
+{
+    autofree char *network = xasprintf("weaver-docker-%s", cfg->name);
+    struct wd_docker_opts dopts = {
+        .dk = dk, .image = image, .network = network, .binary_name = bname};
+    struct docker_run run = {.dk = dk, .network = network, .log_path = log_path};
+    o->docker = &dopts;
+    o->log_path = log_path;
+    o->on_start = create_network;
+    o->on_start_arg = &run;
+    int r = wd_deploy_run(cfg, bin, o, err);
+    /* whatever is left of this deployment: normally nothing but the network */
+    {
+        autoerr struct wd_error *cerr = NULL;
+        autofree char *lab = xasprintf("%s=%s", WD_LABEL_APP, cfg->name);
+        const char *labels[2] = {lab, WD_LABEL_ROLE "=network"};
+        if (wd_docker_cleanup(dk, labels, 2, NULL, &cerr) < 0)
+            wd_warn("cleanup: %s", cerr->msg);
+        const char *clabels[2] = {lab, WD_LABEL_ROLE "=weavelet"};
+        wd_err_free(&cerr);
+        if (wd_docker_cleanup(dk, clabels, 2, NULL, &cerr) < 0)
+            wd_warn("cleanup: %s", cerr->msg);
+    }
+    return r;
+}
+
+static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary_info *bin,
+                     struct wd_deploy_opts *o, bool detached, struct wd_error **err)
+{
+    if (!valid_app_name(cfg->name))
+        return wd_err(err, EINVAL,
+                      "app name \"%s\" cannot name containers; set [serviceweaver] name to "
+                      "lowercase letters, digits, '-', '_' or '.'",
+                      cfg->name);
+    autofree char *shim = find_shim();
+    if (shim == NULL)
+        return wd_err(err, ENOENT,
+                      "cannot find weaver-docker-shim; build it with 'make' or set "
+                      "WEAVER_DOCKER_SHIM");
+    autodocker struct wd_docker *dk = NULL;
+    int r = wd_docker_connect(ctx->host, &dk, err);
+    if (r < 0)
+        return r;
+    if ((r = check_not_up(dk, cfg->name, err)) < 0)
+        return r;
+    const char *bname = strrchr(cfg->binary, '/') ? strrchr(cfg->binary, '/') + 1 : cfg->binary;
+    struct wd_kv ilabels[] = {{WD_LABEL_ROLE, "image"}};
+    struct wd_image_spec is = {
+        .app = cfg->name,
+        .binary_path = cfg->binary,
+        .binary_name = bname,
+        .shim_path = shim,
+        .interp = bin->interp,
+        .needed = (const char *const *)bin->needed.v,
+        .nneeded = bin->needed.n,
+        .labels = ilabels,
+        .nlabels = 1,
+    };
+    struct wd_image_result img = {0};
+    if ((r = wd_image_ensure(dk, &is, &img, err)) < 0)
+        return wd_err_wrap(err, "image for %s", cfg->name);
+    wd_info("image %s %s (%lld ms)", img.tag, img.reused ? "reused" : "built",
+            (long long)img.elapsed_ms);
+    autofree char *dir = NULL;
+    if ((r = wd_state_dir(cfg->name, &dir, err)) < 0) {
+        wd_image_result_free(&img);
+        return r;
+    }
+    autofree char *log_path = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
+    if (detached) {
+        r = detach(cfg->name, dir, &o->ready_fd, err);
+        if (r <= 0) { /* parent: done */
+            wd_image_result_free(&img);
+            return r;
+        }
+        /* child: a fresh engine connection (libcurl handles do not survive fork) */
+        wd_docker_free(dk);
+        dk = NULL;
+        if ((r = wd_docker_connect(ctx->host, &dk, err)) < 0)
+            goto report; /* no locals are declared between here and the label */
+        free(log_path);
+        log_path = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
+    }
+    r = run_deployment(cfg, bin, o, dk, img.tag, bname, log_path, err);
+report:
+    if (detached && o->ready_fd >= 0) {
+        if (r < 0 && err && *err)
+            dprintf(o->ready_fd, "error %s\n", (*err)->msg);
+        close(o->ready_fd);
+        o->ready_fd = -1;
+    }
+    wd_image_result_free(&img);
+    return r;
+}
 
 /* The argument is a weaver.toml (by its name, as weaver requires) or an ELF binary. */
 static int check_input(const char *path, struct wd_error **err)
@@ -81,18 +361,23 @@ static int check_listeners(const struct wd_config *cfg, const struct wd_binary_i
 int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {{"runtime", required_argument, NULL, 'r'},
+                                         {"detach", no_argument, NULL, 'd'},
                                          {"traces", required_argument, NULL, 't'},
                                          {"system", no_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *runtime = "process";
+    const char *runtime = "docker";
+    bool detached = false;
     struct wd_deploy_opts o = {.color = ctx->color, .ready_fd = -1};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "dh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             runtime = optarg;
+            break;
+        case 'd':
+            detached = true;
             break;
         case 't':
             o.traces_path = optarg;
@@ -111,8 +396,10 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         return wd_err(err, EINVAL,
                       "up: give exactly one weaver.toml or app binary (see 'weaver-docker up "
                       "--help')");
-    if (strcmp(runtime, "process") != 0)
-        return wd_err(err, EINVAL, "up: unknown runtime \"%s\" (use --runtime=process)", runtime);
+    if (strcmp(runtime, "process") != 0 && strcmp(runtime, "docker") != 0)
+        return wd_err(err, EINVAL, "up: unknown runtime \"%s\" (use docker or process)", runtime);
+    if (detached && strcmp(runtime, "docker") != 0)
+        return wd_err(err, EINVAL, "up: --detach needs --runtime=docker");
     o.runtime = runtime;
 
     struct wd_config *cfg = NULL;
@@ -127,7 +414,9 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         r = wd_binary_check_supported(bin, err);
     if (r == 0)
         r = check_listeners(cfg, bin, err);
-    if (r == 0)
+    if (r == 0 && strcmp(runtime, "docker") == 0)
+        r = up_docker(ctx, cfg, bin, &o, detached, err);
+    else if (r == 0)
         r = wd_deploy_run(cfg, bin, &o, err);
     wd_binary_info_free(bin);
     wd_config_free(cfg);

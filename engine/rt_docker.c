@@ -35,6 +35,8 @@ struct job {
     struct job *next;
 };
 
+struct follower;
+
 struct dk_state {
     struct wd_deploy *d;
     struct wd_docker *dk; /* loop thread's connection */
@@ -52,6 +54,27 @@ struct dk_state {
     bool quit;
     struct wd_docker_events *events;
     bool ever_ready;
+    struct follower *followers; /* joined at shutdown */
+};
+
+/* One thread per container follows its stdout/stderr (panic traces, prints) into our logs. */
+struct follower {
+    struct dk_state *s;
+    struct wd_docker *dk;
+    char *id;
+    struct wd_replica *r;
+    uint64_t gen;
+    pthread_t th;
+    struct wd_buf line[2];
+    struct follower *next;
+};
+
+struct out_line {
+    struct dk_state *s;
+    struct wd_replica *r;
+    uint64_t gen;
+    int stream;
+    char *text;
 };
 
 struct dk_replica {
@@ -117,6 +140,87 @@ static void job_free(struct job *j)
     free(j->ip);
     free(j->msg);
     free(j);
+}
+
+/* ---------- container output ---------- */
+
+static struct wd_replica *live_replica(struct wd_deploy *d, struct wd_replica *r, uint64_t gen);
+
+static void on_out_line(void *arg)
+{
+    struct out_line *o = arg;
+    struct wd_replica *r = live_replica(o->s->d, o->r, o->gen);
+    if (r)
+        wd_replica_output(r, o->stream == 2 ? "stderr" : "stdout", o->text);
+    free(o->text);
+    free(o);
+}
+
+static void emit_line(struct follower *f, int stream, const char *p, size_t n)
+{
+    /* the shim's own diagnostics are ours, not the app's */
+    if (n >= 19 && memcmp(p, "weaver-docker-shim:", 19) == 0 && wd_log_get_level() < WD_LOG_DEBUG)
+        return;
+    struct out_line *o = xzalloc(sizeof *o);
+    o->s = f->s;
+    o->r = f->r;
+    o->gen = f->gen;
+    o->stream = stream;
+    o->text = xstrndup(p, n);
+    wd_loop_post(f->s->d->loop, on_out_line, o);
+}
+
+static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
+{
+    struct follower *f = arg;
+    struct wd_buf *b = &f->line[stream == 2 ? 1 : 0];
+    wd_buf_append(b, data, len);
+    for (;;) {
+        uint8_t *nl = memchr(b->data, '\n', b->len);
+        if (nl == NULL && b->len < 65536)
+            break;
+        size_t l = nl ? (size_t)(nl - b->data) : b->len;
+        emit_line(f, stream, (const char *)b->data, l);
+        wd_buf_consume(b, nl ? l + 1 : l);
+        if (b->len == 0)
+            break;
+    }
+    return 0;
+}
+
+static void *follower_main(void *arg)
+{
+    struct follower *f = arg;
+    struct wd_logs_opts lo = {.follow = true, .tty = 0};
+    wd_docker_container_logs(f->dk, f->id, &lo, on_output, f, NULL);
+    for (int k = 0; k < 2; k++)
+        if (f->line[k].len)
+            emit_line(f, k + 1, (const char *)f->line[k].data, f->line[k].len);
+    return NULL;
+}
+
+/* Called on the loop thread. */
+static void follow(struct dk_state *s, struct wd_replica *r, const char *id)
+{
+    struct follower *f = xzalloc(sizeof *f);
+    f->s = s;
+    f->dk = wd_docker_clone(s->dk);
+    f->id = xstrdup(id);
+    f->r = r;
+    f->gen = r->gen;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = pthread_create(&f->th, NULL, follower_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        wd_docker_free(f->dk);
+        free(f->id);
+        free(f);
+        return;
+    }
+    f->next = s->followers;
+    s->followers = f;
 }
 
 /* ---------- links to the shim ---------- */
@@ -341,12 +445,14 @@ static void done_launch(struct job *j)
     x->ip = WD_STEAL(j->ip);
     job_free(j);
     if (x->died_early) { /* its die event came first */
+        follow(s, r, x->container_id); /* its last words */
         char how[64];
         snprintf(how, sizeof how, "exited at once with status %d", x->exit_code);
         wd_replica_exited(r, how, x->exit_code);
         return;
     }
     wd_debug("%s started at %s", x->name, x->ip ? x->ip : "?");
+    follow(s, r, x->container_id);
     link_start(r, 'W');
     link_start(r, 'D');
 }
@@ -372,6 +478,8 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
                                                    internal);
     c->env[c->nenv++] = xasprintf("WEAVELET_ARGS=%s", args);
     c->env[c->nenv++] = xasprintf("WEAVER_SHIM_TOKEN=%s", s->token_hex);
+    /* weaver's packages create $HOME/.local at init; the rootfs is read-only, /tmp a tmpfs */
+    c->env[c->nenv++] = xstrdup("HOME=/tmp");
     for (size_t i = 0; i < d->cfg->env.n && c->nenv < 60; i++)
         c->env[c->nenv++] = xstrdup(d->cfg->env.v[i]);
     c->cmd[c->ncmd++] = xstrdup(WD_SHIM_PATH);
@@ -639,6 +747,18 @@ static void d_shutdown(struct wd_deploy *d)
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
+    /* followers end when their containers are gone (removed above) */
+    while (s->followers) {
+        struct follower *f = s->followers;
+        s->followers = f->next;
+        pthread_join(f->th, NULL);
+        wd_docker_free(f->dk);
+        wd_buf_free(&f->line[0]);
+        wd_buf_free(&f->line[1]);
+        free(f->id);
+        free(f);
+    }
+    wd_loop_run_posts(d->loop);
     pthread_mutex_lock(&s->mu);
     s->quit = true;
     pthread_cond_broadcast(&s->cv);
