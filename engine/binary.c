@@ -1057,7 +1057,8 @@ int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **
     }
     const char *host = wd_host_goarch();
     if (strcmp(b->arch, host) != 0)
-        return wd_err(err, ENOEXEC, "%s is built for %s but this engine runs %s; rebuild with GOARCH=%s",
+        return wd_err(err, ENOEXEC,
+                      "%s is built for %s but this engine runs %s; rebuild with GOARCH=%s",
                       b->path, b->arch, host, host);
     return 0;
 }

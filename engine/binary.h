@@ -34,7 +34,7 @@ struct wd_binary_listeners {
 
 struct wd_binary_info {
     char *path;
-    char *arch; /* GOARCH-style: "amd64", "arm64", "386", "arm", ...; "elf-machine-<n>" if unknown */
+    char *arch; /* GOARCH-style: "amd64", "arm64", "386", "arm", ...; else "elf-machine-<n>" */
     int api_major, api_minor, api_patch; /* deployer API version from the version marker */
     char *module_version;                /* weaver module version ("v0.24.6"), NULL if absent */
     char *go_version;                    /* "go1.26.8", NULL without (readable) build info */

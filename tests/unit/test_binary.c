@@ -293,8 +293,8 @@ static char *shop_rodata(const char *version)
             has_letter = true;
         }
     }
-    char *r = xasprintf("noise\xe2\x9f\xa6 \xe2\x9f\xa6wEaVeRvErSiOn:deployer=v\xe2\x9f\xa7%s%s%s%s%s"
-                        "%s%s%s%s%s\xe2\x9f\xa6",
+    char *r = xasprintf("noise\xe2\x9f\xa6 \xe2\x9f\xa6wEaVeRvErSiOn:deployer=v\xe2\x9f\xa7"
+                        "%s%s%s%s%s%s%s%s%s%s\xe2\x9f\xa6",
                         version ? version : VERSION_MARKER, e2, e1, e3, e2 /* duplicate */, l1,
                         l2, l1 /* duplicate */, bad, has_letter ? upper : "");
     free(e1);
