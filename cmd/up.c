@@ -400,7 +400,7 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         return wd_err(err, EINVAL, "up: unknown runtime \"%s\" (use docker or process)", runtime);
     if (detached && strcmp(runtime, "docker") != 0)
         return wd_err(err, EINVAL, "up: --detach needs --runtime=docker");
-    o.runtime = runtime;
+    o.rt = strcmp(runtime, "docker") == 0 ? &wd_runtime_docker : &wd_runtime_process;
 
     struct wd_config *cfg = NULL;
     struct wd_binary_info *bin = NULL;

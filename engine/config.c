@@ -84,6 +84,44 @@ static const char *path_base(const char *p)
     return s ? s + 1 : p;
 }
 
+/* ---------- quoting user text in messages (errors are one line) ---------- */
+
+/* s as a double-quoted string with control characters escaped, cut after 200 bytes. */
+static char *qs(const char *s)
+{
+    struct wd_buf b = {0};
+    wd_buf_append(&b, "\"", 1);
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+        if (n == 200) {
+            wd_buf_append(&b, "...", 3);
+            break;
+        }
+        if (*p == '"' || *p == '\\')
+            wd_buf_printf(&b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            wd_buf_printf(&b, "\\u%04x", *p);
+        else
+            wd_buf_append(&b, p, 1);
+    }
+    wd_buf_append(&b, "\"", 1);
+    return wd_buf_steal_str(&b);
+}
+
+static bool is_bare_key(const char *s)
+{
+    if (*s == 0)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* s as a TOML key: bare when possible, else quoted. */
+static char *tkey(const char *s) { return is_bare_key(s) ? xstrdup(s) : qs(s); }
+
 /* ---------- Go durations ---------- */
 
 int wd_config_parse_duration(const char *s, int64_t *out_ns)
@@ -226,14 +264,15 @@ static int apply_fields(struct ctx *x, const struct wd_toml_node *table, const s
             continue;
         if (nunknown++ == 0)
             first_line = kv->line;
-        wd_buf_printf(&unknown, "%s\"%s\"", nunknown > 1 ? ", " : "", kv->key);
+        autofree char *q = qs(kv->key);
+        wd_buf_printf(&unknown, "%s%s", nunknown > 1 ? ", " : "", q);
     }
     if (nunknown > 0) {
         for (size_t i = 0; i < nf; i++)
             wd_buf_printf(&valid, "%s%s", i ? ", " : "", f[i].key);
         int r = cfail(x, first_line, "unknown key%s %s%s%s (valid keys: %s)",
-                      nunknown > 1 ? "s" : "", x->key ? x->key : "", x->key ? "." : "",
-                      (char *)unknown.data, (char *)valid.data);
+                      nunknown > 1 ? "s" : "", (char *)unknown.data, x->key ? " in " : "",
+                      x->key ? x->key : "", (char *)valid.data);
         wd_buf_free(&unknown);
         wd_buf_free(&valid);
         return r;
@@ -245,7 +284,7 @@ static int apply_fields(struct ctx *x, const struct wd_toml_node *table, const s
             const struct wd_toml_kv *b = wd_toml_table_at(table, j);
             if (match(f, nf, a->key) == match(f, nf, b->key))
                 return cfail(x, a->line, "key \"%s\" repeats \"%s\" (line %d); keep one", a->key,
-                             b->key, b->line);
+                             b->key, b->line); /* both matched a field name: plain ASCII */
         }
     }
     for (size_t i = 0; i < wd_toml_len(table); i++) {
@@ -331,9 +370,11 @@ static int app_env(struct ctx *x, const struct wd_toml_kv *kv)
     for (size_t i = 0; i < x->c->env.n; i++) {
         const char *e = x->c->env.v[i];
         const char *eq = strchr(e, '=');
-        if (eq == NULL || eq == e)
+        if (eq == NULL || eq == e) {
+            autofree char *q = qs(e);
             return cfail(x, wd_toml_array_at(kv->val, i)->line,
-                         "env entry \"%s\" is not of form KEY=VALUE", e);
+                         "env entry %s is not of form KEY=VALUE", q);
+        }
     }
     return 0;
 }
@@ -360,11 +401,13 @@ static int app_colocate(struct ctx *x, const struct wd_toml_kv *kv)
             const char *comp = x->c->colocate[i].v[j];
             for (size_t gi = 0; gi <= i; gi++)
                 for (size_t gj = 0; gj < (gi == i ? j : x->c->colocate[gi].n); gj++)
-                    if (strcmp(x->c->colocate[gi].v[gj], comp) == 0)
+                    if (strcmp(x->c->colocate[gi].v[gj], comp) == 0) {
+                        autofree char *q = qs(comp);
                         return cfail(x, wd_toml_array_at(g, j)->line,
-                                     "colocate: component \"%s\" placed multiple times; list "
+                                     "colocate: component %s placed multiple times; list "
                                      "each component in at most one group",
-                                     comp);
+                                     q);
+                    }
         }
     }
     return 0;
@@ -381,11 +424,13 @@ static int app_rollout(struct ctx *x, const struct wd_toml_kv *kv)
     }
     if (v->type != WD_TOML_STRING)
         return type_err(x, kv, "a duration string like \"5m\" or an integer of nanoseconds");
-    if (wd_config_parse_duration(v->u.str.s, &x->c->rollout_nanos) < 0)
+    if (wd_config_parse_duration(v->u.str.s, &x->c->rollout_nanos) < 0) {
+        autofree char *q = qs(v->u.str.s);
         return cfail(x, kv->line,
-                     "rollout \"%s\" is not a valid duration; write e.g. \"30s\", \"5m\" or "
+                     "rollout %s is not a valid duration; write e.g. \"30s\", \"5m\" or "
                      "\"1h30m\"",
-                     v->u.str.s);
+                     q);
+    }
     return 0;
 }
 
@@ -417,7 +462,10 @@ static bool valid_hostport(const char *a)
     size_t n = strlen(port);
     if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
         return false;
-    return strtoul(port, NULL, 10) <= 65535;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned)(port[i] - '0');
+    return v <= 65535;
 }
 
 static int listener_address(struct ctx *x, const struct wd_toml_kv *kv)
@@ -426,11 +474,13 @@ static int listener_address(struct ctx *x, const struct wd_toml_kv *kv)
     int r = get_string(x, kv, &l->address);
     if (r < 0)
         return r;
-    if (!valid_hostport(l->address))
+    if (!valid_hostport(l->address)) {
+        autofree char *q = qs(l->address);
         return cfail(x, kv->line,
-                     "%s.address \"%s\" is not host:port (port 0-65535); write e.g. "
+                     "%s.address %s is not host:port (port 0-65535); write e.g. "
                      "\"localhost:9000\" or \":9000\"",
-                     x->key, l->address);
+                     x->key, q);
+    }
     return 0;
 }
 
@@ -460,7 +510,8 @@ static int sub_tables(struct ctx *x, const struct wd_toml_kv *kv, const char *ex
     size_t n = wd_toml_len(kv->val);
     for (size_t i = 0; i < n; i++) {
         const struct wd_toml_kv *e = wd_toml_table_at(kv->val, i);
-        autofree char *path = xasprintf("%s.%s", kv->key, e->key);
+        autofree char *name = tkey(e->key);
+        autofree char *path = xasprintf("%s.%s", kv->key, name);
         if (e->val->type != WD_TOML_TABLE)
             return cfail(x, e->line, "%s must be a table like %s, not %s %s", path, example,
                          article(wd_toml_type_name(e->val->type)),
@@ -494,9 +545,11 @@ static int docker_listeners(struct ctx *x, const struct wd_toml_kv *kv)
                        WD_ARRAY_LEN(listener_fields), listener_slot);
     for (size_t i = 0; r == 0 && i < x->c->nlisteners; i++) {
         const struct wd_listener_cfg *l = &x->c->listeners[i];
-        if (l->address == NULL)
+        if (l->address == NULL) {
+            autofree char *name = tkey(l->name);
             r = cfail(x, l->line, "%s.%s has no address; write %s.%s = {address = \"host:port\"}",
-                      kv->key, l->name, kv->key, l->name);
+                      kv->key, name, kv->key, name);
+        }
     }
     return r;
 }
@@ -528,11 +581,8 @@ static const struct field docker_fields[] = {
 
 static char *section_label(const char *name)
 {
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return xasprintf("[\"%s\"]", name);
-    return xasprintf("[%s]", name);
+    autofree char *k = tkey(name);
+    return xasprintf("[%s]", k);
 }
 
 /* The section under its short or long name; both present is an error. */
@@ -616,10 +666,11 @@ int wd_config_parse(const char *text, size_t len, const char *path, struct wd_co
     for (size_t i = 0; i < n && r == 0; i++) {
         const struct wd_toml_kv *kv = wd_toml_table_at(root, i);
         if (kv->val->type != WD_TOML_TABLE) {
+            autofree char *q = qs(kv->key);
             r = wd_err(err, EINVAL,
-                       "%s:%d: top-level key \"%s\" is not in a section; move it under a "
+                       "%s:%d: top-level key %s is not in a section; move it under a "
                        "[section] header such as [serviceweaver]",
-                       path, kv->line, kv->key);
+                       path, kv->line, q);
             break;
         }
         c->sections[i].name = xstrdup(kv->key);

@@ -3,6 +3,9 @@
  *
  * Ownership: wd_config_load() returns a struct wd_config the caller frees with wd_config_free();
  * every string and array in it belongs to it.
+ * Section [docker] (or ["github.com/ServiceWeaver/weaver/docker"]) has the keys replicas,
+ * listeners and groups; unknown keys, wrong types and out-of-range values are errors. Sections of
+ * other deployers ([multi], [ssh], ...) and of components are not checked, only passed on.
  * Errors (EINVAL unless noted) are one line: "FILE:LINE: what is wrong; what to do", or
  * "FILE: ..." when no line applies. A file over WD_TOML_MAX_FILE fails with EMSGSIZE; an
  * unreadable file with the open/read errno.
@@ -36,14 +39,14 @@ struct wd_section {
 /* [docker] listeners.NAME = {address = "host:port"} */
 struct wd_listener_cfg {
     char *name;
-    char *address;
+    char *address; /* "host:port", ":port" or "[v6]:port"; port 0..65535; always set */
     int line;
 };
 
 /* [docker] groups."<component>" = {replicas = N} */
 struct wd_group_cfg {
     char *component;
-    int replicas;
+    int replicas; /* 1..64; when not given, the section's replicas */
     int line;
 };
 
@@ -51,7 +54,7 @@ struct wd_config {
     char *path;   /* config file (absolute), NULL when loaded from a binary */
     char *name;   /* [serviceweaver] name, default basename(binary) */
     char *binary; /* absolute path (relative paths resolved against the config file's dir) */
-    struct wd_strv args, env; /* env entries are KEY=VALUE */
+    struct wd_strv args, env; /* v is NULL-terminated (or NULL when n == 0); env is KEY=VALUE */
     struct wd_strv *colocate;
     size_t ncolocate;
     int64_t rollout_nanos; /* Go duration string ("5m", "1h30m", "300ms") or integer ns */

@@ -275,17 +275,19 @@ static void send_components(struct wd_replica *r)
 
 /* ---------- replicas ---------- */
 
-static void launch_replica(struct wd_group *g, int slot);
+static void launch_replica(struct wd_group *g, int slot, int restarts);
 
 static void group_activate(struct wd_group *g)
 {
     if (g->active)
         return;
     g->active = true;
+    if (g->d->rt->external)
+        return; /* its replicas register themselves (wd_group_add_replica) */
     wd_info("starting group %s (%d replica%s)", g->short_name, g->nreplicas,
             g->nreplicas == 1 ? "" : "s");
     for (int i = 0; i < g->nreplicas; i++)
-        launch_replica(g, i);
+        launch_replica(g, i, 0);
 }
 
 static void unsubscribe(struct wd_deploy *d, struct wd_replica *r)
@@ -316,6 +318,8 @@ static void on_health(struct wd_conn *c, const char *errmsg, const uint8_t *pb, 
         r->health = rep ? (int)rep->status : RUNTIME__HEALTH_STATUS__UNKNOWN;
         runtime__get_health_reply__free_unpacked(rep, NULL);
     }
+    if (r->d->rt->health && r->state == WD_R_READY)
+        r->d->rt->health(r->d, r, r->health);
     if (r->state == WD_R_READY && !r->d->stopping)
         r->health_timer = wd_timer_add(r->d->loop, HEALTH_EVERY_MS, health_tick, r);
 }
@@ -726,20 +730,52 @@ static void free_replica(struct wd_replica *r)
     free(r);
 }
 
-static void launch_replica(struct wd_group *g, int slot)
+static struct wd_replica *new_replica(struct wd_group *g, int slot, int restarts)
 {
     struct wd_deploy *d = g->d;
-    if (d->stopping)
-        return;
     struct wd_replica *r = xzalloc(sizeof *r);
     r->d = d;
     r->g = g;
     r->slot = slot;
+    r->restarts = restarts;
     r->id = new_weavelet_id();
     r->gen = ++d->next_gen;
     r->state = WD_R_STARTING;
     r->started_ms = wd_now_ms();
     g->replicas[slot] = r;
+    return r;
+}
+
+struct wd_replica *wd_group_add_replica(struct wd_group *g)
+{
+    int slot = 0;
+    while (slot < g->nreplicas && g->replicas[slot])
+        slot++;
+    if (slot == g->nreplicas) {
+        g->replicas = xrealloc(g->replicas, (size_t)(g->nreplicas + 1) * sizeof *g->replicas);
+        g->replicas[g->nreplicas++] = NULL;
+    }
+    g->active = true;
+    return new_replica(g, slot, 0);
+}
+
+struct wd_group *wd_deploy_find_group(struct wd_deploy *d, const char *name)
+{
+    for (size_t i = 0; i < d->ngroups; i++) {
+        struct wd_group *g = d->groups[i];
+        if (strcmp(g->name, name) == 0 || strcmp(g->short_name, name) == 0 ||
+            strcmp(g->slug, name) == 0)
+            return g;
+    }
+    return NULL;
+}
+
+static void launch_replica(struct wd_group *g, int slot, int restarts)
+{
+    struct wd_deploy *d = g->d;
+    if (d->stopping)
+        return;
+    struct wd_replica *r = new_replica(g, slot, restarts);
     autoerr struct wd_error *err = NULL;
     if (d->rt->launch(d, r, &err) < 0) {
         wd_deploy_fail(d, "group %s: %s", g->short_name, err->msg);
@@ -761,11 +797,8 @@ static void do_restart(struct wd_timer *t, void *arg)
     (void)t;
     struct restart *rs = arg;
     struct wd_group *g = rs->g;
-    if (!g->d->stopping && g->replicas[rs->slot] == NULL) {
-        launch_replica(g, rs->slot);
-        if (g->replicas[rs->slot])
-            g->replicas[rs->slot]->restarts = rs->restarts;
-    }
+    if (!g->d->stopping && g->replicas[rs->slot] == NULL)
+        launch_replica(g, rs->slot, rs->restarts);
     free(rs);
 }
 
@@ -809,6 +842,11 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
                 if (d->groups[i]->replicas[j])
                     d->rt->stop(d, d->groups[i]->replicas[j], false);
         check_all_gone(d);
+        return;
+    }
+    if (d->rt->external) { /* its orchestrator restarts it; it registers again */
+        fprintf(stderr, "weaver-docker: group %s replica %d (weavelet %s) %s\n", g->short_name,
+                slot, idshort, how);
         return;
     }
     if (ran_ms > STABLE_MS)
@@ -1013,8 +1051,7 @@ int wd_deploy_run(struct wd_config *cfg, struct wd_binary_info *bin,
     d.opts = *opts;
     if (d.opts.out == NULL)
         d.opts.out = stdout;
-    d.rt = opts->runtime && strcmp(opts->runtime, "docker") == 0 ? &wd_runtime_docker
-                                                                 : &wd_runtime_process;
+    d.rt = opts->rt ? opts->rt : &wd_runtime_process;
     d.app = xstrdup(cfg->name);
     d.deployment_id = new_weavelet_id();
     int r = run(&d, err);

@@ -81,6 +81,11 @@ struct wd_runtime_ops {
     void (*on_signal)(struct wd_deploy *d, int sig);             /* e.g. SIGCHLD */
     void (*dep_lost)(struct wd_deploy *d, struct wd_replica *r); /* its deployerControl closed */
     void (*ready)(struct wd_deploy *d, struct wd_replica *r);    /* InitWeavelet succeeded */
+    /* Health as the weavelet reports it (runtime.HealthStatus), after each poll. */
+    void (*health)(struct wd_deploy *d, struct wd_replica *r, int status);
+    /* Replicas are started by someone else (compose, swarm) and register themselves with
+     * wd_group_add_replica; the core never launches or restarts them. */
+    bool external;
 };
 
 extern const struct wd_runtime_ops wd_runtime_process;
@@ -88,7 +93,7 @@ extern const struct wd_runtime_ops wd_runtime_docker; /* engine/rt_docker.c */
 struct wd_docker_opts;
 
 struct wd_deploy_opts {
-    const char *runtime; /* "process" (default here) or "docker" */
+    const struct wd_runtime_ops *rt; /* NULL = wd_runtime_process */
     bool color;
     bool show_system;        /* print weaver's own system log entries too */
     const char *traces_path; /* append trace spans as JSON lines, or NULL */
@@ -143,6 +148,10 @@ int wd_deploy_run(struct wd_config *cfg, struct wd_binary_info *bin,
 /* The base64 WEAVELET_ARGS value for r. Caller frees. */
 char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
                                const char *redirect, const char *internal_address);
+/* External runtimes: a new replica of g registering itself (in a free slot). */
+struct wd_replica *wd_group_add_replica(struct wd_group *g);
+/* The group named by its full name, short name ("shop.Cart") or slug ("shop-cart"), or NULL. */
+struct wd_group *wd_deploy_find_group(struct wd_deploy *d, const char *name);
 void wd_replica_attach_control(struct wd_replica *r, int fd);
 void wd_replica_attach_deployer(struct wd_replica *r, int fd);
 void wd_replica_output(struct wd_replica *r, const char *stream, const char *line);

@@ -90,6 +90,15 @@ struct dk_replica {
     size_t wsent, dsent;
     struct wd_timer *wt, *dt;
     int wtries, dtries;
+    int pushed_health; /* last health pushed to the shim (0 = none yet) */
+};
+
+/* A health push to the shim ('H' hello, docs/design/shim-link.md): fire and forget. */
+struct hpush {
+    int fd;
+    struct wd_watch *w;
+    uint8_t hello[LINK_HELLO];
+    size_t sent;
 };
 
 /* ---------- worker pool ---------- */
@@ -350,6 +359,68 @@ static void link_start(struct wd_replica *r, char chan)
         link_fail(r, chan);
 }
 
+static void hpush_done(struct hpush *h)
+{
+    wd_watch_free(h->w);
+    close(h->fd);
+    free(h);
+}
+
+static void on_hpush(struct wd_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w;
+    (void)ev;
+    struct hpush *h = arg;
+    if (h->sent < LINK_HELLO) {
+        int e = 0;
+        socklen_t el = sizeof e;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+        ssize_t n = e ? -1 : send(fd, h->hello + h->sent, LINK_HELLO - h->sent, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR) && !e)
+            return;
+        if (n < 0) {
+            hpush_done(h);
+            return;
+        }
+        h->sent += (size_t)n;
+        if (h->sent == LINK_HELLO)
+            wd_watch_set(h->w, WD_EV_IN);
+        return;
+    }
+    uint8_t b;
+    ssize_t n = recv(fd, &b, 1, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    hpush_done(h); /* ack or EOF: done either way */
+}
+
+static void d_health(struct wd_deploy *d, struct wd_replica *r, int status)
+{
+    struct dk_state *s = d->rt_state;
+    struct dk_replica *x = r->rt;
+    int v = status == 1 /* HEALTHY */ ? 1 : 2;
+    if (x == NULL || x->ip == NULL || x->gone || x->pushed_health == v)
+        return;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(WD_SHIM_PORT)};
+    if (inet_pton(AF_INET, x->ip, &sa.sin_addr) != 1)
+        return;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return;
+    }
+    struct hpush *h = xzalloc(sizeof *h);
+    h->fd = fd;
+    memcpy(h->hello, "WDL1", 4);
+    h->hello[4] = 'H';
+    h->hello[5] = (uint8_t)v;
+    memcpy(h->hello + 8, s->token, 32);
+    h->w = wd_watch_add(d->loop, fd, WD_EV_OUT, on_hpush, h);
+    x->pushed_health = v;
+}
+
 /* ---------- launch ---------- */
 
 struct launch_ctx {
@@ -358,8 +429,8 @@ struct launch_ctx {
     size_t nenv;
     char *cmd[64];
     size_t ncmd;
-    struct wd_kv labels[8];
-    char *label_vals[8];
+    struct wd_kv labels[9];
+    char *label_vals[9];
     const char *aliases[2];
     const char *health_argv[2];
     struct wd_healthcheck health;
@@ -372,7 +443,7 @@ static void launch_ctx_free(struct launch_ctx *c)
         free(c->env[i]);
     for (size_t i = 0; i < c->ncmd; i++)
         free(c->cmd[i]);
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < 9; i++)
         free(c->label_vals[i]);
     free(c);
 }
@@ -500,6 +571,8 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     c->labels[nl] = (struct wd_kv){WD_LABEL_ROLE, c->label_vals[nl]}, nl++;
     c->label_vals[nl] = xstrdup(r->id);
     c->labels[nl] = (struct wd_kv){WD_LABEL_PREFIX "weavelet", c->label_vals[nl]}, nl++;
+    c->label_vals[nl] = xasprintf("%d", r->restarts);
+    c->labels[nl] = (struct wd_kv){WD_LABEL_PREFIX "restarts", c->label_vals[nl]}, nl++;
     c->aliases[0] = r->g->slug;
     c->health_argv[0] = WD_SHIM_PATH;
     c->health_argv[1] = "--health";
@@ -784,4 +857,5 @@ const struct wd_runtime_ops wd_runtime_docker = {
     .shutdown = d_shutdown,
     .dep_lost = d_dep_lost,
     .ready = d_ready,
+    .health = d_health,
 };

@@ -1097,22 +1097,22 @@ static int insert_kv(struct parser *p, struct wd_toml_node *t, const struct keyp
             continue;
         }
         struct wd_toml_node *x = kv->val;
-        autofree char *k = key_text(kp, i + 1);
-        int r = 0;
-        if (x->type != WD_TOML_TABLE)
-            r = fail(p, line, "cannot use dotted key: %s is already %s (line %d)", k,
-                     a_type(x), kv->line);
-        else if (x->flags & F_INLINE)
-            r = fail(p, line,
-                     "cannot add keys to inline table %s (line %d): inline tables are "
-                     "immutable",
-                     k, x->line);
-        else if (x->flags & F_EXPLICIT)
-            r = fail(p, line,
-                     "cannot use dotted key to add to table [%s]: it is defined by a header "
-                     "on line %d",
-                     k, x->line);
-        if (r < 0) {
+        if (x->type != WD_TOML_TABLE || (x->flags & (F_INLINE | F_EXPLICIT))) {
+            autofree char *k = key_text(kp, i + 1);
+            int r;
+            if (x->type != WD_TOML_TABLE)
+                r = fail(p, line, "cannot use dotted key: %s is already %s (line %d)", k,
+                         a_type(x), kv->line);
+            else if (x->flags & F_INLINE)
+                r = fail(p, line,
+                         "cannot add keys to inline table %s (line %d): inline tables are "
+                         "immutable",
+                         k, x->line);
+            else
+                r = fail(p, line,
+                         "cannot use dotted key to add to table [%s]: it is defined by a header "
+                         "on line %d",
+                         k, x->line);
             node_free(v);
             return r;
         }
@@ -1155,13 +1155,15 @@ static int define_table(struct parser *p, const struct keypath *kp, bool aot, in
             continue;
         }
         struct wd_toml_node *x = kv->val;
-        autofree char *k = key_text(kp, i + 1);
+        autofree char *k = NULL; /* the key so far, only for messages */
         if (last && aot) {
-            if (x->type != WD_TOML_ARRAY || !(x->flags & F_AOT))
+            if (x->type != WD_TOML_ARRAY || !(x->flags & F_AOT)) {
+                k = key_text(kp, i + 1);
                 return fail(p, line,
-                            "cannot define [[%s]]: %s is already %s (line %d), not an "
-                            "array of tables",
+                            "cannot define [[%s]]: %s is already %s (line %d), not an array of "
+                            "tables",
                             k, k, a_type(x), kv->line);
+            }
             struct wd_toml_node *n = node_new(WD_TOML_TABLE, line, x->depth + 1);
             n->flags = F_EXPLICIT;
             arr_add(x, n);
@@ -1169,30 +1171,38 @@ static int define_table(struct parser *p, const struct keypath *kp, bool aot, in
             continue;
         }
         if (x->type == WD_TOML_ARRAY && (x->flags & F_AOT)) {
-            if (last)
+            if (last) {
+                k = key_text(kp, i + 1);
                 return fail(p, line,
                             "cannot define table [%s]: it is an array of tables (line %d)", k,
                             kv->line);
+            }
             t = x->u.array.v[x->u.array.n - 1];
             continue;
         }
-        if (x->type != WD_TOML_TABLE)
-            return fail(p, line, "cannot define table [%s]: %s is already %s (line %d)", k,
-                        k, a_type(x), kv->line);
-        if (x->flags & F_INLINE)
+        if (x->type != WD_TOML_TABLE) {
+            k = key_text(kp, i + 1);
+            return fail(p, line, "cannot define table [%s]: %s is already %s (line %d)", k, k,
+                        a_type(x), kv->line);
+        }
+        if (x->flags & F_INLINE) {
+            k = key_text(kp, i + 1);
             return fail(p, line,
-                        "cannot extend inline table %s (line %d) with a header: inline "
-                        "tables are immutable",
+                        "cannot extend inline table %s (line %d) with a header: inline tables "
+                        "are immutable",
                         k, x->line);
+        }
         if (last) {
-            if (x->flags & F_EXPLICIT)
-                return fail(p, line, "table [%s] is defined twice (first on line %d)", k,
-                            x->line);
-            if (x->flags & F_DOTTED)
+            if (x->flags & (F_EXPLICIT | F_DOTTED)) {
+                k = key_text(kp, i + 1);
+                if (x->flags & F_EXPLICIT)
+                    return fail(p, line, "table [%s] is defined twice (first on line %d)", k,
+                                x->line);
                 return fail(p, line,
                             "cannot define table [%s]: it was already defined with dotted keys "
                             "(line %d)",
                             k, x->line);
+            }
             x->flags = (x->flags & ~(unsigned)F_IMPLICIT) | F_EXPLICIT;
             x->line = line;
         }
