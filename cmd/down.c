@@ -65,8 +65,21 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     }
     struct wd_cleanup_stats total = {0};
     for (size_t i = 0; i < n && r == 0; i++) {
+        /* count first: a live deployer removes its own containers when told to stop */
+        autofree char *dl = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, recs[i].deployment);
+        const char *dlabels[1] = {dl};
+        struct wd_container_summary *cs = NULL;
+        size_t before = 0;
+        if (wd_docker_container_list(dk, dlabels, 1, &cs, &before, err) < 0) {
+            r = -EIO;
+            break;
+        }
+        wd_container_summaries_free(cs, before);
         struct wd_cleanup_stats st = {0};
         r = wd_state_remove(dk, &recs[i], 20000, &st, err);
+        if (st.containers < before)
+            st.containers = before;
+        st.networks = 1;
         total.containers += st.containers;
         total.networks += st.networks;
         if (r == 0)

@@ -245,7 +245,7 @@ static void test_docker_errors(void **state)
                "weaver.toml:4: [docker] listeners.a has no address; write listeners.a = "
                "{address = \"host:port\"}");
     expect_err(APP "[docker]\nlisteners.a = {address = \"x:1\", port = 2}\n",
-               "weaver.toml:4: [docker] unknown key listeners.a.\"port\" (valid keys: address)");
+               "weaver.toml:4: [docker] unknown key \"port\" in listeners.a (valid keys: address)");
     expect_err(APP "[docker]\nlisteners.a = {address = 80}\n",
                "weaver.toml:4: [docker] listeners.a.address must be a string, not an integer");
     const char *bad[] = {"localhost", "localhost:", "localhost:65536", "localhost:http",
@@ -264,15 +264,24 @@ static void test_docker_errors(void **state)
     expect_err(APP "[docker]\ngroups = 1\n",
                "weaver.toml:4: [docker] groups must be a table, not an integer");
     expect_err(APP "[docker]\ngroups.\"a/B\" = 3\n",
-               "weaver.toml:4: [docker] groups.a/B must be a table like {replicas = N}, not an "
+               "weaver.toml:4: [docker] groups.\"a/B\" must be a table like {replicas = N}, not an "
                "integer");
     expect_err(APP "[docker]\ngroups.\"a/B\" = {replicas = 100}\n",
-               "weaver.toml:4: [docker] groups.a/B.replicas must be between 1 and 64, not 100");
+               "weaver.toml:4: [docker] groups.\"a/B\".replicas must be between 1 and 64, not 100");
     expect_err(APP "[docker]\ngroups.\"a/B\" = {replica = 1}\n",
-               "weaver.toml:4: [docker] unknown key groups.a/B.\"replica\" (valid keys: "
+               "weaver.toml:4: [docker] unknown key \"replica\" in groups.\"a/B\" (valid keys: "
                "replicas)");
     expect_err(APP "[docker]\nreplicas = 1\nREPLICAS = 2\n",
                "weaver.toml:5: [docker] key \"REPLICAS\" repeats \"replicas\" (line 4); keep one");
+    expect_err(APP "[docker]\nlisteners.\"a\\nb\" = {address = \"x\\ty\"}\n",
+               "weaver.toml:4: [docker] listeners.\"a\\u000ab\".address \"x\\u0009y\" is not "
+               "host:port (port 0-65535); write e.g. \"localhost:9000\" or \":9000\"");
+    expect_err(APP "[docker]\n\"a\\nb\" = 1\n",
+               "weaver.toml:4: [docker] unknown key \"a\\u000ab\" (valid keys: replicas, "
+               "listeners, groups)");
+    expect_err(APP "[docker]\nlisteners.\"a.b\" = {}\n",
+               "weaver.toml:4: [docker] listeners.\"a.b\" has no address; write "
+               "listeners.\"a.b\" = {address = \"host:port\"}");
     expect_err(APP "docker = 1\n", "weaver.toml:3: [serviceweaver] unknown key \"docker\"*");
 #undef APP
 }
