@@ -134,6 +134,21 @@ kill -9 "$pid"
 check "up after a killed deployer cleans the leftovers itself" "$WD_BIN" up -d "$cfg"
 "$WD_BIN" down "$SHOP" >/dev/null
 
+# --- the weaver CLI (v0.24.6) runs us as `weaver docker` when weaver-docker is on PATH ---
+WEAVER=$WD_ROOT/build/go/bin/weaver
+if [ -x "$WEAVER" ]; then
+    bindir=$WD_TMP/bin; mkdir -p "$bindir"; ln -sf "$WD_BIN" "$bindir/weaver-docker"
+    cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}')
+    check "weaver docker up -d" env PATH="$bindir:$PATH" "$WEAVER" docker up -d "$cfg"
+    port=$(listener "$SHOP" shop)
+    check "weaver docker: the app answers" test "$(get "$port" /healthz)" = ok
+    check "weaver docker ps" bash -c "PATH='$bindir:$PATH' '$WEAVER' docker ps $SHOP | grep -q 'deployer running'"
+    check "weaver docker down" env PATH="$bindir:$PATH" "$WEAVER" docker down "$SHOP"
+    check "engine clean after weaver docker down" clean_app "$SHOP"
+else
+    not_ok "the weaver CLI is built (make apps)"
+fi
+
 # --- bad inputs: one line, non-zero exit, nothing left ---
 bad() { # NAME PATTERN ENV... -- ARGS...
     local n=$1 pat=$2; shift 2
