@@ -98,10 +98,11 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
                    st.containers == 1 ? "" : "s");
     }
     if (r == 0 && rmi) {
+        /* one label only: Podman 4.3's image list returns nothing for two label filters */
         autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
-        const char *labels[2] = {lab, WD_LABEL_ROLE "=image"};
+        const char *labels[1] = {lab};
         struct wd_cleanup_stats st = {0};
-        r = wd_docker_cleanup(dk, labels, 2, &st, err);
+        r = wd_docker_cleanup(dk, labels, 1, &st, err);
         if (r == 0)
             printf("removed %zu image%s\n", st.images, st.images == 1 ? "" : "s");
     }
