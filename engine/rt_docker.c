@@ -324,25 +324,47 @@ static void on_link(struct wd_watch *w, int fd, unsigned ev, void *arg)
     }
 }
 
+/* Start a non-blocking TCP connection to the shim of x. Returns the fd, or -1. */
+static int shim_dial(const struct dk_replica *x)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(WD_SHIM_PORT)};
+    if (x->ip == NULL || inet_pton(AF_INET, x->ip, &sa.sin_addr) != 1)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The 40-byte link hello (docs/design/shim-link.md). */
+static void shim_hello(uint8_t hello[LINK_HELLO], char chan, uint8_t arg, const uint8_t *token)
+{
+    memcpy(hello, "WDL1", 4);
+    hello[4] = (uint8_t)chan;
+    hello[5] = arg;
+    hello[6] = hello[7] = 0;
+    memcpy(hello + 8, token, 32);
+}
+
 static void link_start(struct wd_replica *r, char chan)
 {
     struct dk_replica *x = r->rt;
     struct dk_state *s = r->d->rt_state;
     if (x->gone || x->ip == NULL)
         return;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(WD_SHIM_PORT)};
-    if (inet_pton(AF_INET, x->ip, &sa.sin_addr) != 1)
-        return;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     uint8_t *hello = chan == 'W' ? x->whello : x->dhello;
-    memcpy(hello, "WDL1", 4);
-    hello[4] = (uint8_t)chan;
-    hello[5] = hello[6] = hello[7] = 0;
-    memcpy(hello + 8, s->token, 32);
+    shim_hello(hello, chan, 0, s->token);
+    int fd = shim_dial(x);
+    if (fd < 0) {
+        link_fail(r, chan);
+        return;
+    }
     if (chan == 'W') {
         x->wfd = fd;
         x->wsent = 0;
@@ -355,8 +377,6 @@ static void link_start(struct wd_replica *r, char chan)
         x->ww = w;
     else
         x->dw = w;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
-        link_fail(r, chan);
 }
 
 static void hpush_done(struct hpush *h)
@@ -401,22 +421,12 @@ static void d_health(struct wd_deploy *d, struct wd_replica *r, int status)
     int v = status == 1 /* HEALTHY */ ? 1 : 2;
     if (x == NULL || x->ip == NULL || x->gone || x->pushed_health == v)
         return;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(WD_SHIM_PORT)};
-    if (inet_pton(AF_INET, x->ip, &sa.sin_addr) != 1)
-        return;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = shim_dial(x);
     if (fd < 0)
         return;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return;
-    }
     struct hpush *h = xzalloc(sizeof *h);
     h->fd = fd;
-    memcpy(h->hello, "WDL1", 4);
-    h->hello[4] = 'H';
-    h->hello[5] = (uint8_t)v;
-    memcpy(h->hello + 8, s->token, 32);
+    shim_hello(h->hello, 'H', (uint8_t)v, s->token);
     h->w = wd_watch_add(d->loop, fd, WD_EV_OUT, on_hpush, h);
     x->pushed_health = v;
 }
