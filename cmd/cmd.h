@@ -18,6 +18,8 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+/* internal: the manager service of a compose file (not in the usage listing) */
+int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_version(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 
 #endif

@@ -1,11 +1,578 @@
+/* `weaver-docker compose`: write a compose file that runs the app under docker-compose, Compose
+ * v2 or `docker stack deploy`, with no weaver-docker process on the host (docs/design/compose.md).
+ * The rendering is compose/compose.c; this file gathers its inputs and builds the image. */
+#include "compose/compose.h"
 #include "cmd/cmd.h"
+#include "engine/binary.h"
+#include "engine/config.h"
+#include "engine/deploy.h"
+#include "engine/docker.h"
+#include "engine/http.h"
+#include "engine/image.h"
+#include "engine/log.h"
+#include "engine/proxy.h"
+#include "engine/rt_compose.h"
+#include "engine/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANAGER_BIN "/weaver-docker"
+
+static const char compose_usage[] =
+    "Usage: weaver-docker compose [OPTIONS] <weaver.toml | BINARY>\n"
+    "Write a compose file that runs the app with docker-compose (1.29), docker compose (v2) or\n"
+    "'docker stack deploy', with no weaver-docker process on the host: a 'manager' service runs\n"
+    "the deployer and serves the listeners; every colocation group is a service whose replicas\n"
+    "register with the manager. Builds (or reuses) one image holding the app, the shim and\n"
+    "weaver-docker itself, and refers to it by ID, so nothing is pulled. A listener configured\n"
+    "at port 0 gets a free port of this host, chosen now. The file holds a secret generated for\n"
+    "it (the link token): treat it like a password.\n\n"
+    "Options:\n"
+    "  -o, --output=FILE      where to write (default: docker-compose.yml; '-' = stdout)\n"
+    "  --save-images=DIR      also write the image as DIR/<app>-<id>.tar for 'docker load' on\n"
+    "                         other machines (every swarm node needs it)\n"
+    "  -p, --project=NAME     project or stack name used in the printed commands (default:\n"
+    "                         the app name)\n"
+    "  -h, --help             print this help and exit\n\n"
+    "Exit status: 0 written, 1 error, 2 invalid input.\n\n"
+    "Examples:\n"
+    "  weaver-docker compose weaver.toml && docker-compose up -d\n"
+    "  weaver-docker compose -o shop.yml --save-images /tmp/img weaver.toml\n"
+    "  docker stack deploy --resolve-image never -c shop.yml shop\n";
+
+/* ---- inputs (the same checks as `up`) ---- */
+
+static int check_input(const char *path, struct wd_error **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return wd_err(err, ENOENT, "%s does not exist; give the app's weaver.toml or binary",
+                          path);
+        return wd_err_sys(err, e, "open %s", path);
+    }
+    unsigned char m[4] = {0};
+    ssize_t n = read(fd, m, sizeof m);
+    close(fd);
+    size_t l = strlen(path);
+    if (n == 4 && m[0] == 0x7f && m[1] == 'E' && m[2] == 'L' && m[3] == 'F')
+        return 0;
+    if (l > 5 && strcmp(path + l - 5, ".toml") == 0)
+        return 0;
+    return wd_err(err, EINVAL,
+                  "%s is not an ELF executable; give weaver.toml (a *.toml file) or a Service "
+                  "Weaver app binary built for linux",
+                  path);
+}
+
+static bool valid_app_name(const char *s)
+{
+    if (!*s || strlen(s) > 40)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              (*p == '.' && p != s)))
+            return false;
+    return true;
+}
+
+static bool binary_has_listener(const struct wd_binary_info *bin, const char *name)
+{
+    for (size_t j = 0; j < bin->nlisteners; j++)
+        for (size_t k = 0; k < bin->listeners[j].names.n; k++)
+            if (strcmp(bin->listeners[j].names.v[k], name) == 0)
+                return true;
+    return false;
+}
+
+static char *exe_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    return xstrdup(dirname(exe));
+}
+
+/* As `up` finds it: $WEAVER_DOCKER_SHIM, shim/ next to us, or ../lib/weaver-docker/. */
+static char *find_shim(void)
+{
+    const char *env = getenv("WEAVER_DOCKER_SHIM");
+    if (env && *env)
+        return xstrdup(env);
+    autofree char *dir = exe_dir();
+    if (dir == NULL)
+        return NULL;
+    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
+                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (found == NULL && access(cands[i], R_OK) == 0)
+            found = cands[i];
+        else
+            free(cands[i]);
+    }
+    return found;
+}
+
+/* ---- groups, as engine/deploy.c forms them: [serviceweaver] colocate, then one group for
+ * every other component ---- */
+
+struct grp {
+    char *name;
+    char *service;
+    const char **comps; /* borrowed from the config and the binary */
+    size_t ncomps;
+    int replicas;
+};
+
+static char *slug(const char *full)
+{
+    char *out = wd_component_short(full);
+    for (char *p = out; *p; p++) {
+        char ch = *p;
+        if (ch >= 'A' && ch <= 'Z')
+            *p = (char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+            *p = '-';
+    }
+    return out;
+}
+
+static bool grouped(const struct grp *g, size_t n, const char *c)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < g[i].ncomps; j++)
+            if (strcmp(g[i].comps[j], c) == 0)
+                return true;
+    return false;
+}
+
+static void grp_add(struct grp *g, const char *c)
+{
+    if (g->name == NULL) {
+        g->name = xstrdup(c);
+        g->service = slug(c);
+    }
+    g->comps = xrealloc(g->comps, (g->ncomps + 1) * sizeof *g->comps);
+    g->comps[g->ncomps++] = c;
+}
+
+static struct grp *make_groups(const struct wd_config *cfg, const struct wd_binary_info *bin,
+                               size_t *n)
+{
+    struct grp *g = xcalloc(cfg->ncolocate + bin->ncomponents + 2, sizeof *g);
+    size_t ng = 0;
+    for (size_t i = 0; i < cfg->ncolocate; i++) {
+        bool any = false;
+        for (size_t j = 0; j < cfg->colocate[i].n; j++) {
+            const char *c = cfg->colocate[i].v[j];
+            if (grouped(g, ng + (any ? 1 : 0), c))
+                continue;
+            grp_add(&g[ng], c);
+            any = true;
+        }
+        if (any)
+            ng++;
+    }
+    for (size_t i = 0; i <= bin->ncomponents; i++) {
+        const char *c = i < bin->ncomponents ? bin->components[i] : WD_MAIN_COMPONENT;
+        if (!grouped(g, ng, c))
+            grp_add(&g[ng++], c);
+    }
+    for (size_t i = 0; i < ng; i++) {
+        g[i].replicas = cfg->replicas > 0 ? cfg->replicas : 1;
+        for (size_t k = 0; k < cfg->ngroups; k++)
+            for (size_t j = 0; j < g[i].ncomps; j++)
+                if (strcmp(cfg->groups[k].component, g[i].comps[j]) == 0)
+                    g[i].replicas = cfg->groups[k].replicas;
+    }
+    *n = ng;
+    return g;
+}
+
+static void groups_free(struct grp *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].name);
+        free(g[i].service);
+        free((void *)g[i].comps);
+    }
+    free(g);
+}
+
+/* ---- listeners ---- */
+
+static int free_port(uint16_t *out, struct wd_error **err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return wd_err_sys(err, e, "find a free port");
+    }
+    close(fd);
+    *out = ntohs(a.sin_port);
+    return 0;
+}
+
+/* Every listener the binary declares gets a fixed port: the configured one, or a free one. */
+static int listener_ports(const struct wd_config *cfg, const struct wd_binary_info *bin,
+                          struct wd_compose_listener **out, size_t *nout, struct wd_error **err)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (!binary_has_listener(bin, cfg->listeners[i].name))
+            return wd_err(err, EINVAL, "%s:%d: [docker] listener \"%s\" is not declared by the app",
+                          cfg->path ? cfg->path : "config", cfg->listeners[i].line,
+                          cfg->listeners[i].name);
+    struct wd_compose_listener *v = NULL;
+    size_t n = 0;
+    for (size_t j = 0; j < bin->nlisteners; j++)
+        for (size_t k = 0; k < bin->listeners[j].names.n; k++) {
+            const char *name = bin->listeners[j].names.v[k];
+            const char *addr = "localhost:0";
+            for (size_t i = 0; i < cfg->nlisteners; i++)
+                if (strcmp(cfg->listeners[i].name, name) == 0)
+                    addr = cfg->listeners[i].address;
+            autofree char *host = NULL;
+            autofree char *port = NULL;
+            if (wd_split_hostport(addr, &host, &port, err) < 0) {
+                free(v);
+                return -EINVAL;
+            }
+            long p = strtol(port, NULL, 10);
+            uint16_t chosen = (uint16_t)p;
+            if (p == 0) {
+                if (free_port(&chosen, err) < 0) {
+                    free(v);
+                    return -(*err)->errnum;
+                }
+                fprintf(stderr,
+                        "weaver-docker: listener \"%s\" has port 0 (%s) in the config: the file "
+                        "publishes port %u, free on this host now\n",
+                        name, addr, (unsigned)chosen);
+            } else if (*host && strcmp(host, "localhost") != 0 && strcmp(host, "0.0.0.0") != 0 &&
+                       strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::") != 0) {
+                fprintf(stderr,
+                        "weaver-docker: listener \"%s\": compose publishes port %u on all "
+                        "interfaces (host %s is not kept)\n",
+                        name, (unsigned)chosen, host);
+            }
+            v = xrealloc(v, (n + 1) * sizeof *v);
+            v[n++] = (struct wd_compose_listener){.name = name, .port = chosen};
+        }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* ---- output ---- */
+
+static int write_atomic(const char *path, const void *data, size_t len, struct wd_error **err)
+{
+    if (strcmp(path, "-") == 0) {
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+            return wd_err_sys(err, errno, "write stdout");
+        return 0;
+    }
+    autofree char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* it holds a secret */
+    if (fd < 0)
+        return wd_err_sys(err, errno, "create %s", tmp);
+    const uint8_t *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return wd_err_sys(err, e, "write %s", tmp);
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return wd_err_sys(err, e, "write %s", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return wd_err_sys(err, e, "rename %s to %s", tmp, path);
+    }
+    return 0;
+}
+
+struct save_sink {
+    int fd;
+    size_t bytes;
+    struct wd_error **err;
+};
+
+static int save_write(void *arg, const uint8_t *data, size_t len)
+{
+    struct save_sink *s = arg;
+    while (len > 0) {
+        ssize_t n = write(s->fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return wd_err_sys(s->err, errno ? errno : EIO, "write image archive");
+        data += n;
+        len -= (size_t)n;
+        s->bytes += (size_t)n;
+    }
+    return 0;
+}
+
+/* GET /images/{id}/get: the `docker save` archive, for `docker load` elsewhere. */
+static int save_image(struct wd_docker *dk, const char *app, const char *id, const char *dir,
+                      char **path_out, size_t *bytes, struct wd_error **err)
+{
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return wd_err_sys(err, errno, "mkdir %s", dir);
+    const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
+    autofree char *path = xasprintf("%s/%s-%.12s.tar", dir, app, hex);
+    autofree char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
+    struct wd_http *h = NULL;
+    int r = wd_http_new(wd_docker_socket(dk), &h, err);
+    if (r < 0)
+        return r;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        wd_http_free(h);
+        return wd_err_sys(err, errno, "create %s", tmp);
+    }
+    autofree char *esc = wd_http_escape(id);
+    autofree char *url = xasprintf("/v%s/images/%s/get", wd_docker_api_version(dk), esc);
+    struct wd_error *serr = NULL;
+    struct save_sink sink = {.fd = fd, .err = &serr};
+    struct wd_http_request rq = {
+        .method = "GET", .path = url, .sink = save_write, .sink_arg = &sink, .sink_err = &serr};
+    autoresponse struct wd_http_response rs = {0};
+    r = wd_http_do(h, &rq, &rs, err);
+    wd_err_free(&serr);
+    wd_http_free(h);
+    if (r == 0 && rs.status != 200)
+        r = wd_err(err, wd_docker_status_errno(rs.status, NULL), "save image %s: engine %ld", id,
+                   rs.status);
+    if (close(fd) < 0 && r == 0)
+        r = wd_err_sys(err, errno, "write %s", tmp);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = wd_err_sys(err, errno, "rename %s", tmp);
+    if (r < 0) {
+        unlink(tmp);
+        return r;
+    }
+    *bytes = sink.bytes;
+    *path_out = WD_STEAL(path);
+    return 0;
+}
+
+/* ---- the command ---- */
+
+struct compose_opts {
+    const char *output;
+    const char *save_dir;
+    const char *project;
+};
+
+static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts *co,
+               struct wd_config *cfg, struct wd_binary_info *bin, struct wd_error **err)
+{
+    (void)input;
+    if (!valid_app_name(cfg->name))
+        return wd_err(err, EINVAL,
+                      "app name \"%s\" cannot name services and images; set [serviceweaver] "
+                      "name to lowercase letters, digits, '-', '_' or '.'",
+                      cfg->name);
+    size_t nl = 0;
+    struct wd_compose_listener *ls = NULL;
+    int r = listener_ports(cfg, bin, &ls, &nl, err);
+    if (r < 0)
+        return r;
+    autofree struct wd_compose_listener *ls_owned = ls;
+    size_t ng = 0;
+    struct grp *g = make_groups(cfg, bin, &ng);
+    struct wd_compose_group *cg = xcalloc(ng + 1, sizeof *cg);
+    for (size_t i = 0; i < ng; i++)
+        cg[i] = (struct wd_compose_group){g[i].name, g[i].service, g[i].replicas};
+
+    autofree char *config_text = NULL;
+    size_t clen = 0;
+    if (cfg->path && (r = wd_read_file(cfg->path, 1u << 20, &config_text, &clen)) < 0)
+        r = wd_err_sys(err, -r, "read %s", cfg->path);
+    autofree char *shim = r == 0 ? find_shim() : NULL;
+    if (r == 0 && shim == NULL)
+        r = wd_err(err, ENOENT,
+                   "cannot find weaver-docker-shim; build it with 'make' or set "
+                   "WEAVER_DOCKER_SHIM");
+    char self[PATH_MAX] = "";
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (r == 0 && sl <= 0)
+        r = wd_err_sys(err, errno, "readlink /proc/self/exe");
+    else if (sl > 0)
+        self[sl] = 0;
+
+    autodocker struct wd_docker *dk = NULL;
+    struct wd_image_result img = {0};
+    if (r == 0)
+        r = wd_docker_connect(ctx->host, &dk, err);
+    const char *bname = strrchr(cfg->binary, '/') ? strrchr(cfg->binary, '/') + 1 : cfg->binary;
+    if (r == 0) {
+        struct wd_kv ilabels[] = {{WD_LABEL_ROLE, "image"}};
+        struct wd_image_extra extra[] = {{self, MANAGER_BIN}};
+        struct wd_image_spec is = {
+            .app = cfg->name,
+            .binary_path = cfg->binary,
+            .binary_name = bname,
+            .shim_path = shim,
+            .interp = bin->interp,
+            .needed = (const char *const *)bin->needed.v,
+            .nneeded = bin->needed.n,
+            .labels = ilabels,
+            .nlabels = 1,
+            .extra = extra,
+            .nextra = 1,
+        };
+        if ((r = wd_image_ensure(dk, &is, &img, err)) < 0)
+            wd_err_wrap(err, "image for %s", cfg->name);
+    }
+    struct wd_buf yml = {0};
+    autofree char *token = wd_random_hex(32);
+    if (r == 0) {
+        size_t nextra = 0;
+        const struct wd_label *extra = wd_docker_extra_labels(dk, &nextra);
+        /* the owner label names the weaver-docker version; keep only the user's own labels */
+        struct wd_label *lab = xcalloc(nextra + 1, sizeof *lab);
+        size_t nlab = 0;
+        for (size_t i = 0; i < nextra; i++)
+            if (strcmp(extra[i].key, WD_LABEL_OWNER) != 0)
+                lab[nlab++] = extra[i];
+        struct wd_compose_spec spec = {
+            .app = cfg->name,
+            .image = img.id,
+            .binary_name = bname,
+            .manager_bin = MANAGER_BIN,
+            .shim_bin = WD_IMAGE_SHIM_PATH,
+            .token_hex = token,
+            .config_text = config_text,
+            .manager_port = WD_COMPOSE_MANAGER_PORT,
+            .groups = cg,
+            .ngroups = ng,
+            .listeners = ls,
+            .nlisteners = nl,
+            .args = (const char *const *)cfg->args.v,
+            .nargs = cfg->args.n,
+            .env = (const char *const *)cfg->env.v,
+            .nenv = cfg->env.n,
+            .labels = lab,
+            .nlabels = nlab,
+        };
+        const char *hdr = "# Written by weaver-docker compose: runs this Service Weaver app with\n"
+                          "# docker-compose, docker compose or docker stack deploy.\n"
+                          "# It holds a secret (the link token): do not publish it.\n";
+        wd_buf_append(&yml, hdr, strlen(hdr));
+        r = wd_compose_render(&spec, &yml, err);
+        free(lab);
+    }
+    if (r == 0)
+        r = write_atomic(co->output, yml.data, yml.len, err);
+    wd_buf_free(&yml);
+    autofree char *saved = NULL;
+    size_t saved_bytes = 0;
+    if (r == 0 && co->save_dir)
+        r = save_image(dk, cfg->name, img.id, co->save_dir, &saved, &saved_bytes, err);
+    if (r == 0 && strcmp(co->output, "-") != 0) {
+        const char *proj = co->project ? co->project : cfg->name;
+        FILE *o = stdout;
+        fprintf(o, "wrote %s: services manager", co->output);
+        for (size_t i = 0; i < ng; i++)
+            fprintf(o, ", %s (x%d)", cg[i].service, cg[i].replicas);
+        fprintf(o, "\nimage %s (%s)\n", img.id, img.tag);
+        for (size_t i = 0; i < nl; i++)
+            fprintf(o, "listener %s on port %u\n", ls[i].name, (unsigned)ls[i].port);
+        if (saved)
+            fprintf(o, "saved the image to %s (%zu bytes): 'docker load -i %s' on each machine\n",
+                    saved, saved_bytes, saved);
+        fprintf(o,
+                "run:   docker-compose -f %s -p %s up -d\n"
+                "swarm: docker stack deploy --resolve-image never -c %s %s\n",
+                co->output, proj, co->output, proj);
+    }
+    wd_image_result_free(&img);
+    free(cg);
+    groups_free(g, ng);
+    return r;
+}
 
 int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
-    (void)ctx;
-    (void)argc;
-    (void)argv;
-    return wd_err(err, ENOSYS, "compose: not implemented yet");
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"save-images", required_argument, NULL, 's'},
+                                         {"project", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct compose_opts co = {.output = "docker-compose.yml"};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "o:p:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            co.output = optarg;
+            break;
+        case 's':
+            co.save_dir = optarg;
+            break;
+        case 'p':
+            co.project = optarg;
+            break;
+        case 'h':
+            fputs(compose_usage, stdout);
+            return 0;
+        default:
+            return wd_err(err, EINVAL, "compose: bad option (see 'weaver-docker compose --help')");
+        }
+    }
+    if (optind != argc - 1)
+        return wd_err(err, EINVAL,
+                      "compose: give exactly one weaver.toml or app binary (see 'weaver-docker "
+                      "compose --help')");
+    const char *input = argv[optind];
+    struct wd_config *cfg = NULL;
+    struct wd_binary_info *bin = NULL;
+    int r = check_input(input, err);
+    if (r == 0)
+        r = wd_config_load(input, &cfg, err);
+    if (r == 0)
+        r = wd_binary_inspect(cfg->binary, &bin, err);
+    if (r == 0)
+        r = wd_binary_check_supported(bin, err);
+    if (r == 0)
+        r = run(ctx, input, &co, cfg, bin, err);
+    wd_binary_info_free(bin);
+    wd_config_free(cfg);
+    return r;
 }

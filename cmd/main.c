@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"compose", wd_cmd_compose, "write a compose file that runs the app without weaver-docker"},
     {"inspect", wd_cmd_inspect, "show what a weaver binary contains (components, listeners)"},
     {"version", wd_cmd_version, "print versions"},
+    {"manage", wd_cmd_manage, NULL}, /* internal: a compose file's manager; not listed */
 };
 
 static void usage(FILE *f)
@@ -35,7 +36,8 @@ static void usage(FILE *f)
           "Commands:\n",
           f);
     for (size_t i = 0; i < WD_ARRAY_LEN(commands); i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        if (commands[i].summary)
+            fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fputs("\nOptions:\n"
           "  -H, --host URL   engine socket (unix:///path); default: $DOCKER_HOST,\n"
           "                   $CONTAINER_HOST, /var/run/docker.sock, then Podman's sockets\n"

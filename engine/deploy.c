@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wcast-qual"
 #include "runtime.pb-c.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -546,11 +547,19 @@ static void trace_spans(struct wd_deploy *d, const uint8_t *pb, size_t len)
             wd_hex(s->span_id.data, 8, sid);
         if (s->parent_span_id.len == 8)
             wd_hex(s->parent_span_id.data, 8, pid);
-        fprintf(d->traces,
-                "{\"name\":\"%s\",\"trace_id\":\"%s\",\"span_id\":\"%s\",\"parent_span_id\":"
-                "\"%s\",\"kind\":%d,\"start_micros\":%lld,\"end_micros\":%lld}\n",
-                s->name ? s->name : "", tid, sid, pid, (int)s->kind, (long long)s->start_micros,
-                (long long)s->end_micros);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", s->name ? s->name : "");
+        cJSON_AddStringToObject(o, "trace_id", tid);
+        cJSON_AddStringToObject(o, "span_id", sid);
+        cJSON_AddStringToObject(o, "parent_span_id", pid);
+        cJSON_AddNumberToObject(o, "kind", (double)s->kind);
+        /* µs since the epoch stay below 2^53: exact as doubles */
+        cJSON_AddNumberToObject(o, "start_micros", (double)s->start_micros);
+        cJSON_AddNumberToObject(o, "end_micros", (double)s->end_micros);
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(d->traces, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
     }
     if (d->traces)
         fflush(d->traces);

@@ -76,11 +76,26 @@ struct wd_docker *wd_docker_clone(const struct wd_docker *d)
     return c;
 }
 
-const char *wd_docker_socket(const struct wd_docker *d) { return d->socket; }
-const char *wd_docker_source(const struct wd_docker *d) { return d->source; }
-const char *wd_docker_api_version(const struct wd_docker *d) { return d->api; }
-const char *wd_docker_server_version(const struct wd_docker *d) { return d->server_version; }
-bool wd_docker_is_podman(const struct wd_docker *d) { return d->podman; }
+const char *wd_docker_socket(const struct wd_docker *d)
+{
+    return d->socket;
+}
+const char *wd_docker_source(const struct wd_docker *d)
+{
+    return d->source;
+}
+const char *wd_docker_api_version(const struct wd_docker *d)
+{
+    return d->api;
+}
+const char *wd_docker_server_version(const struct wd_docker *d)
+{
+    return d->server_version;
+}
+bool wd_docker_is_podman(const struct wd_docker *d)
+{
+    return d->podman;
+}
 const struct wd_label *wd_docker_extra_labels(const struct wd_docker *d, size_t *n)
 {
     *n = d->nextra;
@@ -155,8 +170,8 @@ static int try_engine(const char *path, const char *source, struct wd_docker **o
                       path, source, prs.status);
     if (prs.status != 200) {
         autofree char *m = wd_docker_error_message(prs.body.data, prs.body.len);
-        return wd_err(err, EIO, "engine at %s (%s) is not ready: GET /_ping: engine %ld: %s",
-                      path, source, prs.status, m);
+        return wd_err(err, EIO, "engine at %s (%s) is not ready: GET /_ping: engine %ld: %s", path,
+                      source, prs.status, m);
     }
 
     autofree char *vpath = xasprintf("/v%s/version", prs.api_version);
@@ -200,8 +215,8 @@ static int try_engine(const char *path, const char *source, struct wd_docker **o
         d->extra[i + 1] = l[i];
     free(l);
     d->nextra = n + 1;
-    wd_info("engine: %s %s at %s (%s), API %s", d->podman ? "Podman" : "Docker",
-            d->server_version, path, source, d->api);
+    wd_info("engine: %s %s at %s (%s), API %s", d->podman ? "Podman" : "Docker", d->server_version,
+            path, source, d->api);
     *out = WD_STEAL(dd);
     return 0;
 }
@@ -298,8 +313,7 @@ static int do_call(struct wd_docker *d, const struct call *c, struct wd_http_res
             /* never let a vanished socket look like HTTP 404 to callers */
             autofree char *m = xstrdup((*err)->msg);
             wd_err_free(err);
-            return wd_err(err, ECONNREFUSED, "%s: engine at %s is gone (%s)", what, d->socket,
-                          m);
+            return wd_err(err, ECONNREFUSED, "%s: engine at %s is gone (%s)", what, d->socket, m);
         }
         if (rc == -ECONNRESET)
             return wd_err_wrap(err, "%s: engine stopped or restarted mid-call", what);
@@ -314,9 +328,8 @@ static int do_call(struct wd_docker *d, const struct call *c, struct wd_http_res
     return 0;
 }
 
-static int call_json(struct wd_docker *d, const char *method, const char *path,
-                     const cJSON *body, cJSON **reply, long timeout_ms, const char *what,
-                     struct wd_error **err)
+static int call_json(struct wd_docker *d, const char *method, const char *path, const cJSON *body,
+                     cJSON **reply, long timeout_ms, const char *what, struct wd_error **err)
 {
     autofree char *text = body ? wd_json_print(body) : NULL;
     struct call c = {.method = method,
@@ -408,8 +421,8 @@ int wd_docker_network_remove(struct wd_docker *d, const char *name, struct wd_er
 int wd_docker_network_connect(struct wd_docker *d, const char *network, const char *container,
                               const char *const *aliases, size_t naliases, struct wd_error **err)
 {
-    autofree char *what = xasprintf("connect %s to network %s", container ? container : "",
-                                     network ? network : "");
+    autofree char *what =
+        xasprintf("connect %s to network %s", container ? container : "", network ? network : "");
     if (check_ref("network", network, err) < 0 || check_ref("container", container, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/networks/%s/connect", network);
@@ -583,15 +596,11 @@ static int resolve_tty(struct wd_docker *d, const char *id, int tty, bool *out,
 }
 
 static int stream_output(struct wd_docker *d, const char *method, const char *path, bool tty,
-                         wd_docker_output_fn cb, void *arg, const char *what,
-                         struct wd_error **err)
+                         wd_docker_output_fn cb, void *arg, const char *what, struct wd_error **err)
 {
     struct demux_sink s = {.m = {.tty = tty}, .cb = cb, .arg = arg};
-    struct call c = {.method = method,
-                     .path = path,
-                     .sink = demux_sink_fn,
-                     .sink_arg = &s,
-                     .sink_err = &s.err};
+    struct call c = {
+        .method = method, .path = path, .sink = demux_sink_fn, .sink_arg = &s, .sink_err = &s.err};
     autoresponse struct wd_http_response rs = {0};
     int rc = do_call(d, &c, &rs, what, err);
     if (rc == 0 && wd_demux_end(&s.m, err) < 0)
@@ -617,8 +626,7 @@ int wd_docker_container_logs(struct wd_docker *d, const char *id, const struct w
     if (o->tail > 0)
         snprintf(tail, sizeof tail, "%d", o->tail);
     autofree char *path = xasprintf(
-        "/containers/%s/logs?stdout=%d&stderr=%d&follow=%d&timestamps=%d&since=%" PRId64
-        "&tail=%s",
+        "/containers/%s/logs?stdout=%d&stderr=%d&follow=%d&timestamps=%d&since=%" PRId64 "&tail=%s",
         id, o->no_stdout ? 0 : 1, o->no_stderr ? 0 : 1, o->follow ? 1 : 0, o->timestamps ? 1 : 0,
         o->since, tail);
     return stream_output(d, "GET", path, tty, cb, arg, what, err);
@@ -634,8 +642,8 @@ int wd_docker_container_attach(struct wd_docker *d, const char *id, bool logs, i
     if (resolve_tty(d, id, tty, &t, err) < 0)
         return wd_err_wrap(err, "%s", what);
     /* no Upgrade headers: the 200 body is read until EOF (docker-engine.md §5.6) */
-    autofree char *path = xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1&logs=%d",
-                                    id, logs ? 1 : 0);
+    autofree char *path =
+        xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1&logs=%d", id, logs ? 1 : 0);
     return stream_output(d, "POST", path, t, cb, arg, what, err);
 }
 
@@ -913,8 +921,7 @@ int wd_docker_image_inspect(struct wd_docker *d, const char *name, struct wd_ima
     return 0;
 }
 
-int wd_docker_image_remove(struct wd_docker *d, const char *name, bool force,
-                           struct wd_error **err)
+int wd_docker_image_remove(struct wd_docker *d, const char *name, bool force, struct wd_error **err)
 {
     autofree char *what = xasprintf("remove image %s", name ? name : "");
     if (check_ref("image", name, err) < 0)
@@ -980,8 +987,7 @@ static int post_tar(struct wd_docker *d, const char *path, const void *tar, size
     if (rc == 0)
         rc = wd_lines_end(&s->lines, progress_line, s, err);
     if (rc == 0 && s->error) /* Docker reports failures inside the 200 stream (§2.4) */
-        rc = wd_err(err, wd_docker_status_errno(500, s->error), "%s: engine: %s", what,
-                    s->error);
+        rc = wd_err(err, wd_docker_status_errno(500, s->error), "%s: engine: %s", what, s->error);
     return rc;
 }
 

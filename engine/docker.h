@@ -67,9 +67,9 @@ void wd_docker_free(struct wd_docker *d); /* NULL-safe */
 #define autodocker __attribute__((cleanup(wd_docker_freep)))
 void wd_docker_freep(struct wd_docker **d);
 
-const char *wd_docker_socket(const struct wd_docker *d);      /* e.g. /var/run/docker.sock */
-const char *wd_docker_source(const struct wd_docker *d);      /* "DOCKER_HOST", "default" ... */
-const char *wd_docker_api_version(const struct wd_docker *d); /* negotiated, e.g. "1.41" */
+const char *wd_docker_socket(const struct wd_docker *d);         /* e.g. /var/run/docker.sock */
+const char *wd_docker_source(const struct wd_docker *d);         /* "DOCKER_HOST", "default" ... */
+const char *wd_docker_api_version(const struct wd_docker *d);    /* negotiated, e.g. "1.41" */
 const char *wd_docker_server_version(const struct wd_docker *d); /* e.g. "20.10.24+dfsg1" */
 bool wd_docker_is_podman(const struct wd_docker *d);
 /* Extra labels from WEAVER_DOCKER_LABELS plus WD_LABEL_OWNER (borrowed). */
@@ -169,7 +169,7 @@ struct wd_container_spec {
     const struct wd_tmpfs *tmpfs;
     size_t ntmpfs;
     const struct wd_ulimit *ulimits;
-    size_t nulimits; /* 0 = nofile and nproc 4096 (Podman in a sandbox needs explicit ones) */
+    size_t nulimits;     /* 0 = nofile and nproc 4096 (Podman in a sandbox needs explicit ones) */
     const char *network; /* NetworkMode and the one EndpointsConfig key */
     const char *const *aliases;
     size_t naliases;
@@ -281,9 +281,9 @@ struct wd_docker_job {
     const struct wd_container_spec *spec; /* borrowed */
     bool start;                           /* start after create */
     /* results */
-    char *id;              /* container ID (caller frees), NULL if create failed */
-    int rc;                /* 0 or -errno */
-    struct wd_error *err;  /* caller frees (wd_err_free) */
+    char *id;             /* container ID (caller frees), NULL if create failed */
+    int rc;               /* 0 or -errno */
+    struct wd_error *err; /* caller frees (wd_err_free) */
     int64_t create_us, start_us;
 };
 /* min(2 * online CPUs, 8), at least 1 */
@@ -300,7 +300,7 @@ void wd_docker_jobs_clear(struct wd_docker_job *jobs, size_t njobs); /* free ids
 enum wd_event_action {
     WD_EV_CREATE = 1 << 0,
     WD_EV_START = 1 << 1,
-    WD_EV_DIE = 1 << 2, /* exit_code set */
+    WD_EV_DIE = 1 << 2,    /* exit_code set */
     WD_EV_HEALTH = 1 << 3, /* health set */
     WD_EV_OOM = 1 << 4,
     WD_EV_KILL = 1 << 5,
@@ -314,7 +314,7 @@ struct wd_docker_event {
     const char *type;        /* "container" ... */
     const char *id;
     const char *name;
-    int64_t exit_code; /* die: the exit code; else -1 */
+    int64_t exit_code;  /* die: the exit code; else -1 */
     const char *health; /* health: healthy / unhealthy; else NULL */
     int64_t time_ns;
     const struct wd_label *attrs; /* Actor.Attributes (container labels, name, image ...) */

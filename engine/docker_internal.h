@@ -62,8 +62,7 @@ int wd_docker_parse_network(const struct cJSON *doc, struct wd_network_info *out
 int wd_docker_parse_image(const struct cJSON *doc, struct wd_image_info *out,
                           struct wd_error **err);
 /* IDs of a list reply ([{"Id": ...}], networks and images alike). */
-int wd_docker_parse_id_list(const struct cJSON *doc, char ***ids, size_t *n,
-                            struct wd_error **err);
+int wd_docker_parse_id_list(const struct cJSON *doc, char ***ids, size_t *n, struct wd_error **err);
 void wd_strv_free(char **v, size_t n);
 /* wait reply {"StatusCode":N,"Error":{"Message":...}|null}. *errmsg NULL when none. */
 int wd_docker_parse_wait(const struct cJSON *doc, int64_t *code, char **errmsg,
@@ -91,8 +90,8 @@ struct wd_demux {
 };
 /* Feed bytes; complete frames go to @cb. Returns 0, the callback's negative value, or
  * -EPROTO/-EMSGSIZE on a bad frame, -EIO on a system-error frame (type 3, message = payload). */
-int wd_demux_feed(struct wd_demux *m, const uint8_t *p, size_t n, wd_docker_output_fn cb,
-                  void *arg, struct wd_error **err);
+int wd_demux_feed(struct wd_demux *m, const uint8_t *p, size_t n, wd_docker_output_fn cb, void *arg,
+                  struct wd_error **err);
 /* End of stream: -EPROTO if a partial frame is left. */
 int wd_demux_end(struct wd_demux *m, struct wd_error **err);
 void wd_demux_free(struct wd_demux *m);

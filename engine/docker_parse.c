@@ -13,7 +13,10 @@
 
 /* ---- small helpers ---- */
 
-static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
 
 void wd_labels_free(struct wd_label *l, size_t n)
 {
@@ -91,8 +94,8 @@ int wd_docker_parse_host(const char *uri, const char *source, char **path, struc
                       source, uri, colon ? (int)(colon - uri + 3) : (int)strlen(uri), uri);
     }
     if (p[0] != '/')
-        return wd_err(err, EINVAL, "%s=%s: the socket path must be absolute (unix:///path)",
-                      source, uri);
+        return wd_err(err, EINVAL, "%s=%s: the socket path must be absolute (unix:///path)", source,
+                      uri);
     *path = xstrdup(p);
     return 0;
 }
@@ -115,7 +118,10 @@ int wd_docker_parse_api_version(const char *s, unsigned *major, unsigned *minor)
     return 0;
 }
 
-static unsigned api_num(unsigned ma, unsigned mi) { return ma * 1000 + mi; }
+static unsigned api_num(unsigned ma, unsigned mi)
+{
+    return ma * 1000 + mi;
+}
 
 int wd_docker_negotiate(const char *server_max, const char *server_min, char out[16], bool *warn,
                         struct wd_error **err)
@@ -159,8 +165,7 @@ static bool label_key_ok(const char *k, size_t n)
     return true;
 }
 
-int wd_docker_labels_parse(const char *env, struct wd_label **out, size_t *n,
-                           struct wd_error **err)
+int wd_docker_labels_parse(const char *env, struct wd_label **out, size_t *n, struct wd_error **err)
 {
     struct wd_label *l = NULL;
     size_t cnt = 0;
@@ -245,6 +250,8 @@ int wd_docker_status_errno(long status, const char *message)
     if (strstr(m, "address already in use") || strstr(m, "port is already allocated") ||
         strstr(m, "cannot listen on the"))
         return EADDRINUSE;
+    if (strstr(m, "invalid reference format"))
+        return EINVAL;
     if (strcasestr(m, "already in use") || strcasestr(m, "already exists"))
         return EEXIST;
     if (strcasestr(m, "no such ") || strcasestr(m, "not found") || strstr(m, "not known"))
@@ -388,8 +395,8 @@ struct cJSON *wd_docker_container_json(const struct wd_container_spec *s,
     }
 
     if (s->network) {
-        cJSON *ec = wd_json_add_object(wd_json_add_object(c, "NetworkingConfig"),
-                                       "EndpointsConfig");
+        cJSON *ec =
+            wd_json_add_object(wd_json_add_object(c, "NetworkingConfig"), "EndpointsConfig");
         cJSON *ep = wd_json_add_object(ec, s->network);
         if (s->naliases)
             wd_json_arr_add_strv(wd_json_add_array(ep, "Aliases"), s->aliases, s->naliases);
@@ -676,8 +683,7 @@ void wd_image_info_free(struct wd_image_info *i)
     memset(i, 0, sizeof *i);
 }
 
-int wd_docker_parse_image(const struct cJSON *doc, struct wd_image_info *out,
-                          struct wd_error **err)
+int wd_docker_parse_image(const struct cJSON *doc, struct wd_image_info *out, struct wd_error **err)
 {
     const char *id = wd_json_str(doc, "Id");
     if (id == NULL)
@@ -844,8 +850,8 @@ static int deliver(int stream, const uint8_t *p, size_t n, wd_docker_output_fn c
     return 0;
 }
 
-int wd_demux_feed(struct wd_demux *m, const uint8_t *p, size_t n, wd_docker_output_fn cb,
-                  void *arg, struct wd_error **err)
+int wd_demux_feed(struct wd_demux *m, const uint8_t *p, size_t n, wd_docker_output_fn cb, void *arg,
+                  struct wd_error **err)
 {
     if (m->tty)
         return n ? deliver(1, p, n, cb, arg, err) : 0;
@@ -902,12 +908,14 @@ int wd_demux_feed(struct wd_demux *m, const uint8_t *p, size_t n, wd_docker_outp
 int wd_demux_end(struct wd_demux *m, struct wd_error **err)
 {
     if (!m->tty && m->pending.len)
-        return wd_err(err, EPROTO, "stream ended inside a frame (%zu bytes left)",
-                      m->pending.len);
+        return wd_err(err, EPROTO, "stream ended inside a frame (%zu bytes left)", m->pending.len);
     return 0;
 }
 
-void wd_demux_free(struct wd_demux *m) { wd_buf_free(&m->pending); }
+void wd_demux_free(struct wd_demux *m)
+{
+    wd_buf_free(&m->pending);
+}
 
 static int line_out(const char *s, size_t n, wd_line_fn cb, void *arg, struct wd_error **err)
 {
@@ -958,4 +966,7 @@ int wd_lines_end(struct wd_lines *l, wd_line_fn cb, void *arg, struct wd_error *
     return rc;
 }
 
-void wd_lines_free(struct wd_lines *l) { wd_buf_free(&l->pending); }
+void wd_lines_free(struct wd_lines *l)
+{
+    wd_buf_free(&l->pending);
+}

@@ -17,13 +17,28 @@ struct wd_http {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static void global_init(void) { (void)curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void global_init(void)
+{
+    (void)curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* Typed setopt wrappers: curl's own type checker is silent for system headers (style.md §3). */
-static void set_long(CURL *c, CURLoption o, long v) { (void)curl_easy_setopt(c, o, v); }
-static void set_str(CURL *c, CURLoption o, const char *v) { (void)curl_easy_setopt(c, o, v); }
-static void set_ptr(CURL *c, CURLoption o, const void *v) { (void)curl_easy_setopt(c, o, v); }
-static void set_off(CURL *c, CURLoption o, curl_off_t v) { (void)curl_easy_setopt(c, o, v); }
+static void set_long(CURL *c, CURLoption o, long v)
+{
+    (void)curl_easy_setopt(c, o, v);
+}
+static void set_str(CURL *c, CURLoption o, const char *v)
+{
+    (void)curl_easy_setopt(c, o, v);
+}
+static void set_ptr(CURL *c, CURLoption o, const void *v)
+{
+    (void)curl_easy_setopt(c, o, v);
+}
+static void set_off(CURL *c, CURLoption o, curl_off_t v)
+{
+    (void)curl_easy_setopt(c, o, v);
+}
 
 int wd_http_new(const char *socket_path, struct wd_http **out, struct wd_error **err)
 {
@@ -58,7 +73,10 @@ void wd_http_free(struct wd_http *h)
     free(h);
 }
 
-const char *wd_http_socket_path(const struct wd_http *h) { return h->path; }
+const char *wd_http_socket_path(const struct wd_http *h)
+{
+    return h->path;
+}
 
 void wd_http_response_free(struct wd_http_response *r)
 {
@@ -202,8 +220,8 @@ static int map_curl(struct wd_http *h, const struct wd_http_request *rq, struct 
     case CURLE_ABORTED_BY_CALLBACK:
         return wd_err(err, ECANCELED, "%s %s: cancelled", rq->method, rq->path);
     case CURLE_OPERATION_TIMEDOUT:
-        return wd_err(err, ETIMEDOUT, "%s %s: no complete reply in time (%s)", rq->method,
-                      rq->path, detail);
+        return wd_err(err, ETIMEDOUT, "%s %s: no complete reply in time (%s)", rq->method, rq->path,
+                      detail);
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -253,9 +271,8 @@ int wd_http_do(struct wd_http *h, const struct wd_http_request *rq, struct wd_ht
     bool is_post = strcmp(rq->method, "POST") == 0, is_put = strcmp(rq->method, "PUT") == 0;
     if (is_post || is_put) {
         if (rq->body) {
-            autofree char *ct =
-                xasprintf("Content-Type: %s", rq->content_type ? rq->content_type
-                                                               : "application/json");
+            autofree char *ct = xasprintf("Content-Type: %s",
+                                          rq->content_type ? rq->content_type : "application/json");
             hdrs = curl_slist_append(hdrs, ct);
         }
         /* an explicit (possibly empty) body: never chunked (docker-engine.md §1.2) */
@@ -284,10 +301,8 @@ int wd_http_do(struct wd_http *h, const struct wd_http_request *rq, struct wd_ht
                  (long long)rs->elapsed_us);
         return map_curl(h, rq, &x, rc, err);
     }
-    wd_debug("%s %s -> %ld (%lld us)", rq->method, rq->path, rs->status,
-             (long long)rs->elapsed_us);
+    wd_debug("%s %s -> %ld (%lld us)", rq->method, rq->path, rs->status, (long long)rs->elapsed_us);
     if (rs->status < 100)
-        return wd_err(err, EPROTO, "%s %s: %s sent no HTTP status", rq->method, rq->path,
-                      h->path);
+        return wd_err(err, EPROTO, "%s %s: %s sent no HTTP status", rq->method, rq->path, h->path);
     return 0;
 }

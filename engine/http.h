@@ -32,24 +32,24 @@ struct wd_http_request {
     const char *content_type; /* for a body; NULL = application/json when body != NULL */
     const void *body;         /* borrowed; POST/PUT without body send an explicit empty one */
     size_t body_len;
-    long timeout_ms;          /* 0 = no overall timeout (streams) */
-    size_t max_body;          /* cap for the buffered body; 0 = WD_MAX_HTTP_BODY */
-    wd_http_sink_fn sink;     /* NULL = buffer the body in the response */
+    long timeout_ms;      /* 0 = no overall timeout (streams) */
+    size_t max_body;      /* cap for the buffered body; 0 = WD_MAX_HTTP_BODY */
+    wd_http_sink_fn sink; /* NULL = buffer the body in the response */
     void *sink_arg;
     wd_http_headers_fn on_headers;
     void *headers_arg;
-    const atomic_int *cancel; /* if non-NULL and set, the transfer is aborted (-ECANCELED) */
+    const atomic_int *cancel;   /* if non-NULL and set, the transfer is aborted (-ECANCELED) */
     struct wd_error **sink_err; /* where the sink puts its error; moved to *err on abort */
 };
 
 struct wd_http_response {
     long status;
-    struct wd_buf body;        /* buffered body (always for status >= 300) */
-    char *api_version;         /* Api-Version header or NULL */
-    char *server;              /* Server header or NULL */
-    char *libpod_api_version;  /* Libpod-Api-Version header (Podman only) or NULL */
-    char *content_type;        /* Content-Type header or NULL */
-    int64_t elapsed_us;        /* whole request */
+    struct wd_buf body;       /* buffered body (always for status >= 300) */
+    char *api_version;        /* Api-Version header or NULL */
+    char *server;             /* Server header or NULL */
+    char *libpod_api_version; /* Libpod-Api-Version header (Podman only) or NULL */
+    char *content_type;       /* Content-Type header or NULL */
+    int64_t elapsed_us;       /* whole request */
 };
 /* wd_http_response_free - free what the response owns (NULL-safe; struct itself untouched). */
 void wd_http_response_free(struct wd_http_response *r);

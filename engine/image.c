@@ -138,8 +138,7 @@ int wd_elf_inspect(const uint8_t *buf, size_t len, struct wd_elf_info *out, stru
             }
             info.needed = xcalloc(nn, sizeof *info.needed);
             for (size_t i = 0; i < nn; i++) {
-                char *s = nvals[i] < strsz ? rd_str(&e, stroff + nvals[i], strsz - nvals[i])
-                                           : NULL;
+                char *s = nvals[i] < strsz ? rd_str(&e, stroff + nvals[i], strsz - nvals[i]) : NULL;
                 if (s == NULL) {
                     wd_elf_info_free(&info);
                     return wd_err(err, ENOEXEC, "ELF: bad DT_NEEDED entry");
@@ -272,14 +271,24 @@ static bool have_file(const struct wd_image_plan *p, const char *path)
 
 static const char *const *lib_dirs(uint16_t machine)
 {
-    static const char *const x86_64[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                         "/lib64", "/usr/lib64", "/lib", "/usr/lib",
-                                         "/usr/local/lib", NULL};
-    static const char *const arm64[] = {"/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                                        "/lib64", "/usr/lib64", "/lib", "/usr/lib",
-                                        "/usr/local/lib", NULL};
-    static const char *const other[] = {"/lib64", "/usr/lib64", "/lib", "/usr/lib",
-                                        "/usr/local/lib", NULL};
+    static const char *const x86_64[] = {"/lib/x86_64-linux-gnu",
+                                         "/usr/lib/x86_64-linux-gnu",
+                                         "/lib64",
+                                         "/usr/lib64",
+                                         "/lib",
+                                         "/usr/lib",
+                                         "/usr/local/lib",
+                                         NULL};
+    static const char *const arm64[] = {"/lib/aarch64-linux-gnu",
+                                        "/usr/lib/aarch64-linux-gnu",
+                                        "/lib64",
+                                        "/usr/lib64",
+                                        "/lib",
+                                        "/usr/lib",
+                                        "/usr/local/lib",
+                                        NULL};
+    static const char *const other[] = {"/lib64",   "/usr/lib64",     "/lib",
+                                        "/usr/lib", "/usr/local/lib", NULL};
     return machine == 62 ? x86_64 : machine == 183 ? arm64 : other;
 }
 
@@ -359,6 +368,9 @@ static int add_libs(struct wd_image_plan *p, const char *binary, const struct wd
         bool dup = false;
         for (size_t j = 0; j < qi; j++)
             dup = dup || strcmp(queue[j], name) == 0;
+        /* libc names the interpreter by its soname: it is already in the image */
+        const char *ib = interp ? strrchr(interp, '/') : NULL;
+        dup = dup || (ib && strcmp(ib + 1, name) == 0);
         if (dup)
             continue;
         if (p->nlibs >= WD_MAX_IMAGE_LIBS) {
@@ -412,6 +424,43 @@ static int add_libs(struct wd_image_plan *p, const char *binary, const struct wd
         free(queue[i]);
     free(queue);
     return rc;
+}
+
+/* wd_image_spec.extra: each file, plus the library closure of the dynamic ones. */
+static int add_extra(struct wd_image_plan *p, const struct wd_image_spec *s, uint16_t host,
+                     struct wd_error **err)
+{
+    for (size_t i = 0; i < s->nextra; i++) {
+        const struct wd_image_extra *x = &s->extra[i];
+        if (x->image_path == NULL || x->image_path[0] != '/' || have_file(p, x->image_path))
+            return wd_err(err, EINVAL, "extra file %s: bad or duplicate image path",
+                          x->image_path ? x->image_path : "(null)");
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int rc = read_input("file", x->host_path, &data, &len, err);
+        if (rc < 0)
+            return rc;
+        struct wd_elf_info ei = {0};
+        bool elf = len >= 4 && memcmp(data, "\177ELF", 4) == 0;
+        if (elf && wd_elf_inspect(data, len, &ei, err) < 0) {
+            free(data);
+            return wd_err_wrap(err, "%s", x->host_path);
+        }
+        if (elf && ei.machine != host) {
+            wd_elf_info_free(&ei);
+            free(data);
+            return wd_err(err, ENOEXEC, "%s is not built for this host", x->host_path);
+        }
+        add_file(p, x->image_path, elf ? 0755 : 0644, data, len);
+        if (elf && !ei.is_static)
+            rc = add_libs(p, x->host_path, &ei,
+                          ei.interp && !have_file(p, ei.interp) ? ei.interp : NULL,
+                          (const char *const *)ei.needed, ei.nneeded, err);
+        wd_elf_info_free(&ei);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int cmp_files(const void *a, const void *b)
@@ -500,6 +549,10 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
         }
     }
     wd_elf_info_free(&info);
+    if ((rc = add_extra(&p, s, host, err)) < 0) {
+        wd_image_plan_free(&p);
+        return wd_err_wrap(err, "image %s", s->app);
+    }
 
     /* settings: the image config minus rootfs (fixed key order => stable hash and ID) */
     autojson cJSON *cfg = wd_json_new_object();
@@ -581,8 +634,8 @@ static struct archive *tar_open(struct wd_buf *out)
     return a;
 }
 
-static int tar_entry(struct archive *a, const char *path, bool dir, uint32_t mode,
-                     const void *data, size_t len, struct wd_error **err)
+static int tar_entry(struct archive *a, const char *path, bool dir, uint32_t mode, const void *data,
+                     size_t len, struct wd_error **err)
 {
     struct archive_entry *e = archive_entry_new();
     if (e == NULL)
@@ -775,8 +828,8 @@ int wd_image_context(const struct wd_image_plan *p, struct wd_buf *out, struct w
 
 /* ---- ensure ------------------------------------------------------------------------------- */
 
-int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s,
-                    struct wd_image_result *out, struct wd_error **err)
+int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct wd_image_result *out,
+                    struct wd_error **err)
 {
     int64_t t0 = wd_now_ms();
     size_t nextra = 0;
@@ -812,8 +865,8 @@ int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s,
         wd_buf_free(&tar);
         if (rc == 0)
             rc = wd_docker_image_inspect(d, p.tag, &ii, err);
-        if (rc == 0 && cfg_hex[0] && strcmp(ii.id + (strncmp(ii.id, "sha256:", 7) ? 0 : 7),
-                                           cfg_hex) != 0)
+        if (rc == 0 && cfg_hex[0] &&
+            strcmp(ii.id + (strncmp(ii.id, "sha256:", 7) ? 0 : 7), cfg_hex) != 0)
             wd_warn("image %s: engine reports ID %s, expected sha256:%s", p.tag, ii.id, cfg_hex);
     }
     if (rc < 0) {

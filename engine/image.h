@@ -47,6 +47,15 @@ struct wd_image_spec {
     size_t nlabels;
     const char *user; /* NULL: WD_IMAGE_USER */
     enum wd_image_method method;
+    /* More host files (e.g. weaver-docker itself for a compose manager). A dynamically linked
+     * one brings its ELF interpreter and libraries along, resolved like the binary's. */
+    const struct wd_image_extra *extra;
+    size_t nextra;
+};
+
+struct wd_image_extra {
+    const char *host_path;  /* read from the host (symlinks followed) */
+    const char *image_path; /* absolute path in the image, e.g. "/weaver-docker" */
 };
 
 struct wd_image_result {
@@ -55,7 +64,7 @@ struct wd_image_result {
     bool reused;        /* the tag existed: nothing was uploaded */
     int64_t size_bytes; /* engine's Size */
     size_t upload_bytes;
-    size_t nlibs;       /* shared objects added (interpreter included) */
+    size_t nlibs; /* shared objects added (interpreter included) */
     int64_t elapsed_ms;
 };
 void wd_image_result_free(struct wd_image_result *r);
@@ -64,13 +73,13 @@ void wd_image_result_free(struct wd_image_result *r);
  * Caller frees *out (wd_image_result_free). Errors: -ENOENT binary/shim missing, -ENOEXEC wrong
  * architecture or not ELF, -ELIBACC a shared library cannot be found (message names
  * CGO_ENABLED=0), -EINVAL bad app name, engine errors as in docker.h. */
-int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s,
-                    struct wd_image_result *out, struct wd_error **err);
+int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct wd_image_result *out,
+                    struct wd_error **err);
 
 /* ---- pure parts, exposed for tests and tools ---- */
 
 struct wd_elf_info {
-    uint16_t machine; /* e_machine: 62 x86-64, 183 aarch64 ... */
+    uint16_t machine;  /* e_machine: 62 x86-64, 183 aarch64 ... */
     uint8_t elf_class; /* 1 = 32-bit, 2 = 64-bit */
     bool is_static;    /* no PT_INTERP and no DT_NEEDED */
     char *interp;      /* PT_INTERP or NULL */
@@ -80,8 +89,7 @@ struct wd_elf_info {
 void wd_elf_info_free(struct wd_elf_info *e);
 /* wd_elf_inspect - read the ELF header, PT_INTERP and DT_NEEDED from a file image in memory.
  * Returns 0 or -ENOEXEC (not ELF / malformed). Caller frees *out (wd_elf_info_free). */
-int wd_elf_inspect(const uint8_t *buf, size_t len, struct wd_elf_info *out,
-                   struct wd_error **err);
+int wd_elf_inspect(const uint8_t *buf, size_t len, struct wd_elf_info *out, struct wd_error **err);
 /* e_machine of the host, and the OCI architecture name of a machine ("amd64") or NULL. */
 uint16_t wd_elf_host_machine(void);
 const char *wd_elf_arch_name(uint16_t machine);

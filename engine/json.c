@@ -93,8 +93,14 @@ const struct cJSON *wd_json_arr(const struct cJSON *obj, const char *key)
     return cJSON_IsArray(a) ? a : NULL;
 }
 
-struct cJSON *wd_json_new_object(void) { return must(cJSON_CreateObject()); }
-struct cJSON *wd_json_new_array(void) { return must(cJSON_CreateArray()); }
+struct cJSON *wd_json_new_object(void)
+{
+    return must(cJSON_CreateObject());
+}
+struct cJSON *wd_json_new_array(void)
+{
+    return must(cJSON_CreateArray());
+}
 
 struct cJSON *wd_json_add_str(struct cJSON *obj, const char *key, const char *val)
 {
@@ -134,4 +140,7 @@ void wd_json_arr_add_strv(struct cJSON *arr, const char *const *v, size_t n)
         wd_json_arr_add_str(arr, v[i]);
 }
 
-char *wd_json_print(const struct cJSON *obj) { return must(cJSON_PrintUnformatted(obj)); }
+char *wd_json_print(const struct cJSON *obj)
+{
+    return must(cJSON_PrintUnformatted(obj));
+}

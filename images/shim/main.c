@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,11 +42,18 @@
 #define SHIM_EXIT_SETUP 125     /* the shim itself failed (bad config, bind, fork) */
 #define SHIM_HEALTH_SERVING 1   /* 'H' hello, byte 5 */
 #define SHIM_HEALTH_NOT_SERVING 2
+/* Manager mode (docs/design/compose.md) */
+#define SHIM_MGR_ID_MAX 64          /* weavelet id in the manager's answer */
+#define SHIM_MGR_ARGS_MAX 65536     /* WEAVELET_ARGS in the manager's answer */
+#define SHIM_MGR_TIMEOUT_MS 5000    /* connect, hello and answer, each */
+#define SHIM_MGR_BACKOFF_MAX_MS 2000
+#define SHIM_DIAL_HELLO_MAX (SHIM_HELLO_LEN + 2 + SHIM_MGR_ID_MAX)
 
 extern char **environ;
 
-enum ev_kind { EV_SIGNAL = 1, EV_TCP_LISTEN, EV_UNIX_LISTEN, EV_SIDE };
-enum conn_state { C_FREE, C_HELLO, C_LINK };
+enum ev_kind { EV_SIGNAL = 1, EV_TCP_LISTEN, EV_UNIX_LISTEN, EV_SIDE, EV_MGR };
+/* C_DIAL, C_ACK: manager mode, a link we dial (connecting; hello sent, waiting for 0x01) */
+enum conn_state { C_FREE, C_HELLO, C_LINK, C_DIAL, C_ACK };
 
 /* One socket of a connection. epoll_event.data.ptr points at a shim_side (or at a one-byte
  * tag for the listeners and the signalfd); `kind` comes first so the loop can tell them apart. */
@@ -84,7 +93,8 @@ struct shim_conn {
 static struct shim_cfg cfg;
 static struct shim_conn conns[SHIM_MAX_CONNS];
 static uint8_t pool[2 * SHIM_MAX_CONNS][SHIM_BUF_SIZE] __attribute__((aligned(4096)));
-static uint8_t tag_signal = EV_SIGNAL, tag_tcp = EV_TCP_LISTEN, tag_unix = EV_UNIX_LISTEN;
+static uint8_t tag_signal = EV_SIGNAL, tag_tcp = EV_TCP_LISTEN, tag_unix = EV_UNIX_LISTEN,
+               tag_mgr = EV_MGR;
 
 static struct {
     int ep, sigfd, tcp_fd, unix_fd;
@@ -101,7 +111,14 @@ static struct {
     struct sockaddr_un ctl_addr, dsock_addr;
     char health_path[SHIM_DIR_MAX + 16], health_tmp[SHIM_DIR_MAX + 16];
     const char *health;
-} S = {.ep = -1, .sigfd = -1, .tcp_fd = -1, .unix_fd = -1};
+    /* manager mode */
+    int mgr_fd; /* the registration ('A') connection, kept for the weavelet's lifetime */
+    struct sockaddr_storage mgr_addr;
+    socklen_t mgr_addrlen;
+    char wid[SHIM_MGR_ID_MAX + 1];
+    int64_t dial_at[2]; /* next dial of 'W' [0] and 'D' [1]; 0 = none */
+    int dial_ms[2];     /* backoff */
+} S = {.ep = -1, .sigfd = -1, .tcp_fd = -1, .unix_fd = -1, .mgr_fd = -1};
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -254,6 +271,8 @@ static void links_changed(void)
     health_update();
 }
 
+static void mgr_link_closed(char chan, bool established);
+
 static struct shim_conn *conn_alloc(void)
 {
     struct shim_conn *c = S.free_list;
@@ -286,12 +305,17 @@ static void conn_close(struct shim_conn *c, const char *why)
         S.pending--;
         shim_log(SHIM_LOG_DEBUG, "connection #%llu from %s closed: %s",
                  (unsigned long long)c->seq, c->peer, why);
-    } else {
+    } else if (c->state == C_LINK) {
         S.auth_open--;
-        shim_log(SHIM_LOG_INFO, "link %c#%llu from %s closed: %s", c->chan,
-                 (unsigned long long)c->seq, c->peer, why);
+        shim_log(SHIM_LOG_INFO, "link %c#%llu %s %s closed: %s", c->chan,
+                 (unsigned long long)c->seq, cfg.manager ? "to" : "from", c->peer, why);
         links_changed();
+    } else {
+        shim_log(SHIM_LOG_DEBUG, "dial %c#%llu to the manager failed: %s", c->chan,
+                 (unsigned long long)c->seq, why);
     }
+    if (cfg.manager)
+        mgr_link_closed(c->chan, c->state == C_LINK);
 }
 
 /* Called after each epoll batch: only now may a slot be reused. */
@@ -317,8 +341,10 @@ static void conn_update(struct shim_conn *c)
     for (int i = 0; i < 2; i++) {
         struct shim_side *s = &c->side[i];
         uint32_t want = 0;
-        if (c->state == C_HELLO)
+        if (c->state == C_HELLO || c->state == C_ACK)
             want = EPOLLIN;
+        else if (c->state == C_DIAL)
+            want = EPOLLOUT;
         else if (s->connecting)
             want = EPOLLOUT;
         else {
@@ -518,6 +544,159 @@ static void hello_read(struct shim_conn *c)
         hello_done(c);
 }
 
+/* ---- manager mode: links we dial -------------------------------------------------------- */
+
+static void mgr_schedule(int k, bool reset)
+{
+    if (S.mgr_fd < 0 || S.child_exited || S.stopping || S.dial_at[k])
+        return;
+    if (reset)
+        S.dial_ms[k] = 0;
+    S.dial_at[k] = now_ms() + S.dial_ms[k];
+    S.dial_ms[k] = S.dial_ms[k] ? S.dial_ms[k] * 2 : 50;
+    if (S.dial_ms[k] > SHIM_MGR_BACKOFF_MAX_MS)
+        S.dial_ms[k] = SHIM_MGR_BACKOFF_MAX_MS;
+}
+
+static void mgr_stop_weavelet(const char *why)
+{
+    if (S.child_exited || S.stopping)
+        return;
+    shim_log(SHIM_LOG_WARN, "%s: stopping the weavelet", why);
+    S.stopping = true;
+    S.orphan_at = 0;
+    S.kill_at = now_ms() + SHIM_KILL_AFTER_MS;
+    S.dial_at[0] = S.dial_at[1] = 0;
+    health_update();
+    kill_group(SIGTERM);
+}
+
+/* 'D' is dialed again whenever the previous one closed (the weavelet re-dials its deployer);
+ * 'W' only until it was established once: a lost control link ends the weavelet. */
+static void mgr_link_closed(char chan, bool established)
+{
+    if (chan == 'D')
+        mgr_schedule(1, established);
+    else if (!established)
+        mgr_schedule(0, false);
+    else
+        mgr_stop_weavelet("the manager's control link closed");
+}
+
+static void mgr_dial(int k)
+{
+    char chan = k == 0 ? 'W' : 'D';
+    struct shim_conn *c = conn_alloc();
+    int fd = c ? socket(S.mgr_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        shim_log(SHIM_LOG_WARN, "dial %c: %s", chan, c ? strerror(errno) : "too many connections");
+        if (c) { /* never used: straight back to the free list */
+            c->next = S.free_list;
+            S.free_list = c;
+        }
+        mgr_schedule(k, false);
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->state = C_DIAL;
+    c->chan = chan;
+    c->deadline = now_ms() + SHIM_MGR_TIMEOUT_MS;
+    snprintf(c->peer, sizeof c->peer, "the manager");
+    side_attach(&c->side[0], fd);
+    if (connect(fd, (const struct sockaddr *)&S.mgr_addr, S.mgr_addrlen) < 0 &&
+        errno != EINPROGRESS) {
+        conn_close(c, strerror(errno));
+        return;
+    }
+    conn_update(c);
+}
+
+/* Connected: send the hello (40 bytes, then u16 length + weavelet id) in one go; a fresh
+ * socket's send buffer always has room for it. */
+static void dial_connected(struct shim_conn *c)
+{
+    int e = 0;
+    socklen_t el = sizeof e;
+    if (getsockopt(c->side[0].fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+        e = errno;
+    if (e) {
+        conn_close(c, strerror(e));
+        return;
+    }
+    uint8_t h[SHIM_DIAL_HELLO_MAX];
+    size_t idl = strlen(S.wid);
+    memcpy(h, "WDL1", 4);
+    h[4] = (uint8_t)c->chan;
+    h[5] = h[6] = h[7] = 0;
+    memcpy(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    h[40] = (uint8_t)(idl >> 8);
+    h[41] = (uint8_t)idl;
+    memcpy(h + 42, S.wid, idl);
+    ssize_t n = send(c->side[0].fd, h, 42 + idl, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != (ssize_t)(42 + idl)) {
+        conn_close(c, n < 0 ? strerror(errno) : "short write of the hello");
+        return;
+    }
+    c->state = C_ACK;
+    conn_update(c);
+}
+
+static void dial_ack(struct shim_conn *c)
+{
+    uint8_t b = 0;
+    ssize_t n = recv(c->side[0].fd, &b, 1, 0); /* exactly one byte: RPC bytes may follow */
+    if (n < 0 && again(errno))
+        return;
+    if (n != 1 || b != 1) {
+        conn_close(c, n < 0 ? strerror(errno) : "the manager refused the link");
+        return;
+    }
+    int k = c->chan == 'W' ? 0 : 1;
+    S.dial_ms[k] = 0;
+    S.auth_open++;
+    S.ever_authed = true;
+    c->state = C_LINK;
+    c->deadline = 0;
+    shim_log(SHIM_LOG_INFO, "link %c#%llu to the manager established", c->chan,
+             (unsigned long long)c->seq);
+    links_changed();
+    if (c->chan == 'W') {
+        w_connect(c);
+        return;
+    }
+    if (S.nwaiting > 0) {
+        side_attach(&c->side[1], S.waiting[0]);
+        memmove(S.waiting, S.waiting + 1, (size_t)--S.nwaiting * sizeof S.waiting[0]);
+    }
+    conn_kick(c);
+}
+
+/* The registration connection: health pushes (one byte, 1 or 2) in, EOF = the manager is
+ * gone, and with it the deployment this weavelet belongs to. */
+static void on_mgr(void)
+{
+    uint8_t b[16];
+    ssize_t n = recv(S.mgr_fd, b, sizeof b, 0);
+    if (n < 0 && again(errno))
+        return;
+    if (n > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            if (b[i] == SHIM_HEALTH_SERVING || b[i] == SHIM_HEALTH_NOT_SERVING)
+                S.pushed = b[i];
+        health_update();
+        return;
+    }
+    const char *why = n == 0 ? "closed" : strerror(errno);
+    shim_log(SHIM_LOG_INFO, "registration link to the manager %s", why);
+    (void)epoll_ctl(S.ep, EPOLL_CTL_DEL, S.mgr_fd, NULL);
+    close(S.mgr_fd);
+    S.mgr_fd = -1;
+    S.auth_open--;
+    mgr_stop_weavelet("lost the manager");
+    links_changed();
+}
+
 static void on_side(struct shim_side *s, uint32_t ev)
 {
     struct shim_conn *c = s->conn;
@@ -525,6 +704,14 @@ static void on_side(struct shim_side *s, uint32_t ev)
         return;
     if (c->state == C_HELLO) {
         hello_read(c);
+        return;
+    }
+    if (c->state == C_DIAL) {
+        dial_connected(c);
+        return;
+    }
+    if (c->state == C_ACK) {
+        dial_ack(c);
         return;
     }
     if (s->connecting) {
@@ -626,10 +813,16 @@ static void on_child_exit(void)
     }
     while (S.nwaiting > 0)
         close(S.waiting[--S.nwaiting]);
+    S.dial_at[0] = S.dial_at[1] = 0;
     for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
         struct shim_conn *c = &conns[i];
-        if (c->state == C_HELLO || (c->state == C_LINK && c->side[1].fd < 0))
+        if (c->state == C_HELLO || c->state == C_DIAL || c->state == C_ACK ||
+            (c->state == C_LINK && c->side[1].fd < 0))
             conn_close(c, "the weavelet exited");
+    }
+    if (S.mgr_fd >= 0) { /* tell the manager how it ended: one byte, the exit status */
+        uint8_t code = (uint8_t)S.exit_code;
+        (void)send(S.mgr_fd, &code, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     health_update();
 }
@@ -754,6 +947,8 @@ static void setup_listeners(void)
         shim_log(SHIM_LOG_DEBUG, "WEAVER_SHIM_TOKEN not set: no TCP link");
         return;
     }
+    if (cfg.manager)
+        return; /* we dial the manager; nothing listens on TCP */
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cfg.port)};
     a.sin_addr.s_addr = htonl(INADDR_ANY);
     int one = 1;
@@ -762,6 +957,215 @@ static void setup_listeners(void)
         bind(S.tcp_fd, (const struct sockaddr *)&a, sizeof a) < 0 || listen(S.tcp_fd, 16) < 0)
         shim_die("listen on TCP port %u: %s", (unsigned)cfg.port, strerror(errno));
     watch_fd(S.tcp_fd, &tag_tcp);
+}
+
+/* ---- manager mode: registration (before the weavelet exists) ----------------------------- */
+
+/* Signals that arrive before there is a weavelet: a stop request ends us at once. */
+static void pre_child_signals(void)
+{
+    struct signalfd_siginfo si;
+    while (read(S.sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) {
+            shim_log(SHIM_LOG_INFO, "signal %d before the weavelet started: exiting", sig);
+            exit(128 + sig);
+        }
+    }
+}
+
+/* Wait until fd (may be -1: just sleep) has events, the deadline passes (0), or a stop signal
+ * arrives (exits). */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        struct pollfd p[2] = {{.fd = S.sigfd, .events = POLLIN}, {.fd = fd, .events = events}};
+        int n = poll(p, fd >= 0 ? 2 : 1, left <= 0 ? 0 : left > 60000 ? 60000 : (int)left);
+        if (n < 0 && errno != EINTR)
+            shim_die("poll: %s", strerror(errno));
+        if (n > 0 && p[0].revents)
+            pre_child_signals();
+        if (n > 0 && fd >= 0 && p[1].revents)
+            return 1;
+        if (now_ms() >= deadline)
+            return 0;
+    }
+}
+
+static int io_all(int fd, void *buf, size_t len, bool out, int64_t deadline)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : recv(fd, p, len, MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (!again(errno))
+            return -errno;
+        if (!wait_fd(fd, out ? POLLOUT : POLLIN, deadline))
+            return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+static int mgr_connect(char *why, size_t whylen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int gr = getaddrinfo(cfg.mgr_host, cfg.mgr_port, &hints, &ai);
+    if (gr != 0) {
+        snprintf(why, whylen, "resolve %.60s: %s", cfg.mgr_host, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1;
+    snprintf(why, whylen, "no address");
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int e = 0;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+            e = errno;
+            if (e == EINPROGRESS) {
+                e = ETIMEDOUT;
+                socklen_t el = sizeof e;
+                if (wait_fd(fd, POLLOUT, now_ms() + SHIM_MGR_TIMEOUT_MS) &&
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+                    e = errno;
+            }
+        }
+        if (e) {
+            snprintf(why, whylen, "connect: %s", strerror(e));
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        memcpy(&S.mgr_addr, a->ai_addr, a->ai_addrlen);
+        S.mgr_addrlen = a->ai_addrlen;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static char mgr_args[SHIM_MGR_ARGS_MAX + 1];
+
+/* One attempt: connect, send the 'A' hello, read the answer. Returns the connection or -1. */
+static int mgr_try(char *why, size_t whylen)
+{
+    int fd = mgr_connect(why, whylen);
+    if (fd < 0)
+        return -1;
+    /* our own address on the path to the manager: the one peers reach us at (the manager
+     * may see a NAT address, e.g. behind a swarm VIP) */
+    char ip[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage me;
+    socklen_t ml = sizeof me;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0) {
+        if (me.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&me)->sin_addr, ip, sizeof ip);
+        else if (me.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&me)->sin6_addr, ip, sizeof ip);
+    }
+    uint8_t h[SHIM_HELLO_LEN + 2 + SHIM_GROUP_MAX + 2 + INET6_ADDRSTRLEN];
+    size_t gl = strlen(cfg.group), il = strlen(ip), n = 0;
+    memcpy(h, "WDL1", 4);
+    h[4] = 'A';
+    h[5] = h[6] = h[7] = 0;
+    memcpy(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    n = SHIM_HELLO_LEN;
+    h[n++] = (uint8_t)(gl >> 8);
+    h[n++] = (uint8_t)gl;
+    memcpy(h + n, cfg.group, gl);
+    n += gl;
+    h[n++] = (uint8_t)(il >> 8);
+    h[n++] = (uint8_t)il;
+    memcpy(h + n, ip, il);
+    n += il;
+    int64_t dl = now_ms() + SHIM_MGR_TIMEOUT_MS;
+    uint8_t st = 0, l2[2], l4[4];
+    int rc = io_all(fd, h, n, true, dl);
+    if (rc == 0)
+        rc = io_all(fd, &st, 1, false, dl);
+    if (rc == 0 && st != 1) { /* refused: u16 length + reason */
+        char msg[128] = "";
+        size_t ml2 = 0;
+        if (io_all(fd, l2, 2, false, dl) == 0) {
+            ml2 = (size_t)l2[0] << 8 | l2[1];
+            if (ml2 >= sizeof msg || io_all(fd, msg, ml2, false, dl) < 0)
+                ml2 = 0;
+        }
+        msg[ml2] = '\0';
+        snprintf(why, whylen, "refused: %s", ml2 ? msg : "no reason given");
+        close(fd);
+        return -1;
+    }
+    size_t idl = 0, al = 0;
+    if (rc == 0 && (rc = io_all(fd, l2, 2, false, dl)) == 0) {
+        idl = (size_t)l2[0] << 8 | l2[1];
+        if (idl == 0 || idl > SHIM_MGR_ID_MAX)
+            rc = -EPROTO;
+    }
+    if (rc == 0)
+        rc = io_all(fd, S.wid, idl, false, dl);
+    if (rc == 0 && (rc = io_all(fd, l4, 4, false, dl)) == 0) {
+        al = (size_t)l4[0] << 24 | (size_t)l4[1] << 16 | (size_t)l4[2] << 8 | l4[3];
+        if (al == 0 || al > SHIM_MGR_ARGS_MAX)
+            rc = -EPROTO;
+    }
+    if (rc == 0)
+        rc = io_all(fd, mgr_args, al, false, dl);
+    if (rc < 0) {
+        snprintf(why, whylen, "registration: %s",
+                 rc == -EPROTO ? "malformed answer" : strerror(-rc));
+        close(fd);
+        return -1;
+    }
+    S.wid[idl] = '\0';
+    mgr_args[al] = '\0';
+    for (size_t i = 0; i < idl; i++)
+        if (S.wid[i] <= ' ' || S.wid[i] > '~') {
+            snprintf(why, whylen, "registration: malformed weavelet id");
+            close(fd);
+            return -1;
+        }
+    /* notice a manager (or its node) that vanished without closing the connection */
+    int one = 1, idle = 15, intvl = 5, cnt = 3;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    return fd;
+}
+
+/* Register with the manager, retrying with backoff until it answers (it may start after us,
+ * or restart). On success the weavelet's WEAVELET_ARGS is in the environment. */
+static void mgr_register(void)
+{
+    int delay = 100;
+    for (unsigned attempt = 1;; attempt++) {
+        char why[320];
+        int fd = mgr_try(why, sizeof why);
+        if (fd >= 0) {
+            S.mgr_fd = fd;
+            if (setenv("WEAVELET_ARGS", mgr_args, 1) < 0)
+                shim_die("setenv: %s", strerror(errno));
+            shim_log(SHIM_LOG_INFO, "registered with the manager %s:%s as weavelet %s of %s",
+                     cfg.mgr_host, cfg.mgr_port, S.wid, cfg.group);
+            return;
+        }
+        if (attempt == 1 || attempt % 30 == 0)
+            shim_log(attempt == 1 ? SHIM_LOG_INFO : SHIM_LOG_WARN,
+                     "manager %s:%s: %s (attempt %u); retrying", cfg.mgr_host, cfg.mgr_port, why,
+                     attempt);
+        wait_fd(-1, 0, now_ms() + delay);
+        delay = delay * 2 > SHIM_MGR_BACKOFF_MAX_MS ? SHIM_MGR_BACKOFF_MAX_MS : delay * 2;
+    }
 }
 
 /* ---- the loop --------------------------------------------------------------------------- */
@@ -779,6 +1183,10 @@ static int64_t run_timers(int64_t now)
         if (now >= c->deadline) {
             if (c->state == C_HELLO) {
                 conn_close(c, "no hello within 5 s");
+                continue;
+            }
+            if (c->state == C_DIAL || c->state == C_ACK) {
+                conn_close(c, "no answer within 5 s");
                 continue;
             }
             w_connect(c);
@@ -810,6 +1218,13 @@ static int64_t run_timers(int64_t now)
         }
         if (!S.ctl_seen)
             next = earliest(next, S.probe_at);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (S.dial_at[k] && now >= S.dial_at[k]) {
+            S.dial_at[k] = 0;
+            mgr_dial(k);
+        }
+        next = earliest(next, S.dial_at[k]);
     }
     next = earliest(next, S.orphan_at);
     next = earliest(next, S.kill_at);
@@ -859,6 +1274,8 @@ static void loop(void)
                 on_unix_accept();
             else if (kind == EV_SIDE)
                 on_side(evs[i].data.ptr, evs[i].events);
+            else if (kind == EV_MGR && S.mgr_fd >= 0)
+                on_mgr();
         }
         conn_free_dead();
     }
@@ -870,7 +1287,9 @@ static void usage(FILE *f)
           "       weaver-docker-shim --health | --version | --help\n"
           "environment: WEAVER_SHIM_TOKEN (64 hex chars; enables the TCP link),\n"
           "  WEAVER_SHIM_PORT (7071), WEAVER_SHIM_DIR (/tmp/weaver),\n"
-          "  WEAVER_SHIM_ORPHAN_SECS (30; 0 = never), WEAVER_SHIM_LOG (debug|info|warn)\n",
+          "  WEAVER_SHIM_ORPHAN_SECS (30; 0 = never), WEAVER_SHIM_LOG (debug|info|warn),\n"
+          "  WEAVER_SHIM_MANAGER (HOST:PORT: register with a manager and dial it),\n"
+          "  WEAVER_SHIM_GROUP (the colocation group to register as)\n",
           f);
 }
 
@@ -914,12 +1333,21 @@ int main(int argc, char **argv)
         S.free_list = &conns[i];
     }
     setup_listeners();
+    if (cfg.manager)
+        mgr_register(); /* blocks until the manager gave us WEAVELET_ARGS */
 
     S.child = spawn(argv + cfg.prog);
     if (S.child < 0)
         shim_die("fork: %s", strerror(errno));
     shim_log(SHIM_LOG_DEBUG, "started %s as %d", argv[cfg.prog], (int)S.child);
     health_update();
+    if (cfg.manager) {
+        watch_fd(S.mgr_fd, &tag_mgr);
+        S.auth_open++; /* the registration link counts as a link */
+        S.ever_authed = true;
+        mgr_schedule(0, true);
+        mgr_schedule(1, true);
+    }
     loop();
     reap(); /* anything that exited meanwhile */
     return S.exit_code;

@@ -52,6 +52,40 @@ __attribute__((format(printf, 2, 3))) static int cfg_fail(struct shim_cfg *cfg, 
     return -1;
 }
 
+/* HOST:PORT or [V6]:PORT; HOST is letters, digits, '.', '-', '_' (or an IPv6 address). */
+static int cfg_hostport(struct shim_cfg *cfg, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    const char *h = v, *he = colon;
+    if (!colon)
+        return cfg_fail(cfg, "WEAVER_SHIM_MANAGER '%.40s' is not HOST:PORT", v);
+    if (v[0] == '[') {
+        if (colon == v || colon[-1] != ']')
+            return cfg_fail(cfg, "WEAVER_SHIM_MANAGER '%.40s' is not [IPV6]:PORT", v);
+        h = v + 1;
+        he = colon - 1;
+    }
+    size_t hl = (size_t)(he - h);
+    if (hl == 0 || hl > SHIM_HOST_MAX)
+        return cfg_fail(cfg, "WEAVER_SHIM_MANAGER host must be 1-%d characters", SHIM_HOST_MAX);
+    for (const char *p = h; p < he; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_' || (v[0] == '[' && c == ':');
+        if (!ok)
+            return cfg_fail(cfg, "WEAVER_SHIM_MANAGER host has a bad character (0x%02x)",
+                            (unsigned)(unsigned char)c);
+    }
+    unsigned long n;
+    if (cfg_uint(colon + 1, 65535, &n) < 0 || n == 0)
+        return cfg_fail(cfg, "WEAVER_SHIM_MANAGER port '%.20s' is not 1-65535", colon + 1);
+    memcpy(cfg->mgr_host, h, hl);
+    cfg->mgr_host[hl] = '\0';
+    snprintf(cfg->mgr_port, sizeof cfg->mgr_port, "%u", (unsigned)(n & 0xffff));
+    cfg->manager = true;
+    return 0;
+}
+
 int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *const *envp)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -131,5 +165,21 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
         memcpy(cfg->dir, v, len);
         cfg->dir[len] = '\0';
     }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_MANAGER")) != NULL && cfg_hostport(cfg, v) < 0)
+        return -1;
+    if ((v = cfg_env(envp, "WEAVER_SHIM_GROUP")) != NULL) {
+        size_t len = strlen(v);
+        if (len == 0 || len > SHIM_GROUP_MAX)
+            return cfg_fail(cfg, "WEAVER_SHIM_GROUP must be 1-%d characters", SHIM_GROUP_MAX);
+        for (size_t k = 0; k < len; k++)
+            if (v[k] <= ' ' || v[k] > '~')
+                return cfg_fail(cfg, "WEAVER_SHIM_GROUP has a bad character (0x%02x)",
+                                (unsigned)(unsigned char)v[k]);
+        if (!cfg->manager)
+            return cfg_fail(cfg, "WEAVER_SHIM_GROUP needs WEAVER_SHIM_MANAGER");
+        memcpy(cfg->group, v, len + 1);
+    }
+    if (cfg->manager && (!cfg->link || !cfg->group[0]))
+        return cfg_fail(cfg, "WEAVER_SHIM_MANAGER needs WEAVER_SHIM_TOKEN and WEAVER_SHIM_GROUP");
     return 0;
 }

@@ -15,6 +15,8 @@
 #define SHIM_MAX_ORPHAN_SECS 86400
 /* Longest WEAVER_SHIM_DIR: DIR + "/deployer.sock" must fit sockaddr_un.sun_path (108 with NUL). */
 #define SHIM_DIR_MAX (108 - 1 - 14)
+#define SHIM_HOST_MAX 253  /* WEAVER_SHIM_MANAGER host part (a DNS name or an IP address) */
+#define SHIM_GROUP_MAX 255 /* WEAVER_SHIM_GROUP */
 
 enum shim_mode { SHIM_RUN, SHIM_HEALTH, SHIM_VERSION, SHIM_HELP };
 enum shim_log_level { SHIM_LOG_DEBUG, SHIM_LOG_INFO, SHIM_LOG_WARN };
@@ -28,6 +30,13 @@ struct shim_cfg {
     unsigned orphan_secs;            /* WEAVER_SHIM_ORPHAN_SECS; 0 = never */
     enum shim_log_level log_level;   /* WEAVER_SHIM_LOG */
     char dir[SHIM_DIR_MAX + 1];      /* WEAVER_SHIM_DIR, absolute, no trailing '/' */
+    /* Manager mode (docs/design/compose.md): WEAVER_SHIM_MANAGER=HOST:PORT set. The shim dials
+     * the manager instead of listening, registers as a replica of WEAVER_SHIM_GROUP, gets the
+     * weavelet's WEAVELET_ARGS from it, then dials its 'W' and 'D' links. Needs the token. */
+    bool manager;
+    char mgr_host[SHIM_HOST_MAX + 1]; /* no brackets for IPv6 */
+    char mgr_port[6];                 /* decimal, 1-65535 */
+    char group[SHIM_GROUP_MAX + 1];   /* printable ASCII, no spaces */
     char err[160];                   /* set when shim_cfg_parse fails */
 };
 

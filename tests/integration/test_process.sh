@@ -21,7 +21,7 @@ APPS=$WD_TMP/apps
 # start_up NAME CONFIG: runs `up` in the background, sets PID_<NAME> and PORT_<NAME>
 start_up() {
     local name=$1 cfg=$2
-    "$WD_BIN" up --runtime=process "$cfg" >"$WD_TMP/$name.out" 2>"$WD_TMP/$name.err" &
+    "$WD_BIN" up --runtime=process --traces "$WD_TMP/$name.traces" "$cfg" >"$WD_TMP/$name.out" 2>"$WD_TMP/$name.err" &
     eval "PID_$name=$!"
     on_cleanup "kill -9 $! 2>/dev/null"
     local i port=""
@@ -55,6 +55,9 @@ exercise() { # NAME: the app answers correctly, logs, panics, restarts, stops
         check "$name: a log line at level $l" grep -q "^$l[0-9]\{4\} " "$out"
     done
     check "$name: structured attributes printed" grep -q '=' "$out"
+    check "$name: trace spans received and written" wait_for python3 -c "
+import json; spans=[json.loads(l) for l in open('$WD_TMP/$name.traces')]
+assert spans and all(s['name'] and len(s['trace_id'])==32 and len(s['span_id'])==16 for s in spans), spans[:3]"
     # The crasher panics: reported clearly, restarted, and the app keeps answering.
     get "$port" /panic >/dev/null 2>&1
     check "$name: the crash is reported" wait_for grep -q 'group shop.Crasher replica 0 .*exited with status 2 (a Go panic); restarting' "$WD_TMP/$name.err"
