@@ -1,8 +1,11 @@
 #include "cmd/cmd.h"
 #include "engine/docker.h"
+#include "engine/json.h"
 #include "engine/state.h"
 #include "engine/util.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,8 +14,8 @@
 static const char down_usage[] =
     "Usage: weaver-docker down [OPTIONS] [APP]\n"
     "Stop an app started with 'weaver-docker up' (from any terminal) and remove every container\n"
-    "and the network it created. Works also when its deployer was killed. Without APP, the one\n"
-    "app that is up.\n\n"
+    "and the network it created. Works also when its deployer was killed. Apps run by a\n"
+    "compose file are left alone (use docker compose down).\n\n"
     "Options:\n"
     "  --rmi        also remove the app's images\n"
     "  -a, --all    every app that weaver-docker runs\n"
@@ -54,14 +57,10 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     size_t n = 0;
     if ((r = wd_state_list(dk, app, &recs, &n, err)) < 0)
         return r;
-    if (app == NULL && !all && n > 0) {
-        for (size_t i = 1; i < n; i++)
-            if (strcmp(recs[i].app, recs[0].app) != 0) {
-                wd_state_free(recs, n);
-                return wd_err(err, EINVAL,
-                              "down: several apps are up; name one (see 'weaver-docker ps') or "
-                              "use --all");
-            }
+    if (app == NULL && !all) { /* never guess on an engine others share */
+        wd_state_free(recs, n);
+        return wd_err(err, EINVAL,
+                      "down: name the APP to stop (see 'weaver-docker ps'), or use --all");
     }
     struct wd_cleanup_stats total = {0};
     for (size_t i = 0; i < n && r == 0; i++) {
@@ -87,27 +86,49 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
                    recs[i].deployment, st.containers, st.containers == 1 ? "" : "s",
                    st.networks);
     }
-    /* containers of a deployment whose network is already gone (a crash between the two) */
+    /* Containers of one of our deployments whose network is already gone (a crash between
+     * the two removals). Only containers with a deployment label: those made by a compose
+     * file have none and belong to docker compose. */
     if (r == 0) {
         autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
-        const char *labels[2] = {lab, WD_LABEL_ROLE "=weavelet"};
-        struct wd_cleanup_stats st = {0};
-        r = wd_docker_cleanup(dk, labels, 2, &st, err);
-        if (r == 0 && st.containers)
-            printf("removed %zu stray container%s\n", st.containers,
-                   st.containers == 1 ? "" : "s");
+        const char *labels[2] = {lab, WD_LABEL_DEPLOYMENT};
+        struct wd_container_summary *cs = NULL;
+        size_t nc = 0, gone = 0;
+        r = wd_docker_container_list(dk, labels, 2, &cs, &nc, err);
+        for (size_t i = 0; r == 0 && i < nc; i++)
+            if (wd_docker_container_remove(dk, cs[i].id, true, NULL) == 0)
+                gone++;
+        if (r == 0)
+            wd_container_summaries_free(cs, nc);
+        if (gone)
+            printf("removed %zu stray container%s\n", gone, gone == 1 ? "" : "s");
     }
     if (r == 0 && rmi) {
         /* one label only: Podman 4.3's image list returns nothing for two label filters */
         autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
-        const char *labels[1] = {lab};
-        struct wd_cleanup_stats st = {0};
-        r = wd_docker_cleanup(dk, labels, 1, &st, err);
+        char *esc = curl_easy_escape(NULL, lab, 0);
+        autofree char *path = xasprintf("/images/json?filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D", esc);
+        curl_free(esc);
+        cJSON *imgs = NULL;
+        size_t removed = 0;
+        r = wd_docker_request(dk, "GET", path, NULL, &imgs, "list images", err);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, imgs)
+        {
+            const char *id = wd_json_str(it, "Id");
+            if (id && wd_docker_image_remove(dk, id, false, NULL) == 0)
+                removed++;
+        }
+        cJSON_Delete(imgs);
         if (r == 0)
-            printf("removed %zu image%s\n", st.images, st.images == 1 ? "" : "s");
+            printf("removed %zu image%s\n", removed, removed == 1 ? "" : "s");
     }
-    if (r == 0 && n == 0)
-        printf("%s is not up\n", app ? app : "no app");
+    if (r == 0 && n == 0) {
+        if (app)
+            printf("%s is not up\n", app);
+        else
+            printf("no app is up\n");
+    }
     wd_state_free(recs, n);
     return r;
 }

@@ -119,7 +119,7 @@ static void show(const char *line, struct filter *f, struct wd_buf *out)
     if (keep) {
         out->len = 0;
         if (f->json)
-            wd_buf_append(out, line, strlen(line));
+            wd_buf_append(out, line, strcspn(line, "\n"));
         else
             wd_logfmt_format(f->fmt, &e, out);
         wd_buf_append(out, "\n", 1);
@@ -202,6 +202,8 @@ int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
         return wd_err(err, EINVAL, "logs: give at most one APP");
     const char *app = optind < argc ? argv[optind] : NULL;
     autofree char *path = NULL;
+    autofree char *dep = NULL;   /* the running deployment we read, if any */
+    autofree char *dep_app = NULL;
     /* The running deployment names its log file; without an engine, fall back to the newest. */
     autodocker struct wd_docker *dk = NULL;
     autoerr struct wd_error *cerr = NULL;
@@ -215,8 +217,11 @@ int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
                         wd_state_free(recs, n);
                         return wd_err(err, EINVAL, "logs: several apps are up; name one");
                     }
-            if (recs[n - 1].log_path)
+            if (recs[n - 1].log_path) {
                 path = xstrdup(recs[n - 1].log_path);
+                dep = xstrdup(recs[n - 1].deployment);
+                dep_app = xstrdup(recs[n - 1].app);
+            }
         }
         wd_state_free(recs, n);
     }
@@ -238,6 +243,7 @@ int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     struct wd_buf out = {0};
     char *line = NULL;
     size_t cap = 0;
+    unsigned polls = 0;
     for (;;) {
         ssize_t len = getline(&line, &cap, fp);
         if (len > 0) {
@@ -250,6 +256,21 @@ int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
         }
         if (!follow)
             break;
+        /* -f ends with the deployment (checked every 2 s): after `down` nothing will come */
+        if (dep && dk && ++polls % 10 == 0) {
+            struct wd_deployment_rec *recs = NULL;
+            size_t n = 0;
+            bool alive = false;
+            autoerr struct wd_error *lerr = NULL;
+            if (wd_state_list(dk, dep_app, &recs, &n, &lerr) == 0)
+                for (size_t i = 0; i < n; i++)
+                    alive = alive || strcmp(recs[i].deployment, dep) == 0;
+            else
+                alive = true; /* engine hiccup: keep following */
+            wd_state_free(recs, n);
+            if (!alive)
+                follow = false; /* one more pass reads what was written last */
+        }
         fflush(stdout);
         clearerr(fp);
         struct timespec ts = {0, 200000000};

@@ -27,6 +27,31 @@ static const char *lab(const struct wd_label *l, size_t n, const char *k)
     return "";
 }
 
+static int cmp_replica(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    int c = strcmp(wd_json_str(x, "group"), wd_json_str(y, "group"));
+    if (c)
+        return c;
+    int64_t rx = wd_json_i64_or(x, "replica", 0), ry = wd_json_i64_or(y, "replica", 0);
+    return rx < ry ? -1 : rx > ry;
+}
+
+/* Rows by group, then replica. */
+static void sort_replicas(cJSON *arr)
+{
+    int n = cJSON_GetArraySize(arr);
+    if (n < 2)
+        return;
+    cJSON **v = xcalloc((size_t)n, sizeof *v);
+    for (int i = 0; i < n; i++)
+        v[i] = cJSON_DetachItemFromArray(arr, 0);
+    qsort(v, (size_t)n, sizeof *v, cmp_replica);
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, v[i]);
+    free(v);
+}
+
 int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {
@@ -109,6 +134,7 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                 wd_container_info_free(&info);
         }
         wd_container_summaries_free(cs, nc);
+        sort_replicas(jr);
     }
     if (r == 0 && json) {
         char *s = cJSON_Print(root);
@@ -116,7 +142,12 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         free(s);
     } else if (r == 0) {
         if (n == 0)
-            printf("%s\n", app ? "app is not up" : "no app is up");
+        {
+            if (app)
+                printf("%s is not up\n", app);
+            else
+                printf("no app is up\n");
+        }
         const cJSON *jd;
         cJSON_ArrayForEach(jd, root)
         {

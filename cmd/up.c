@@ -13,6 +13,8 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +45,8 @@ static const char up_usage[] =
     "  weaver-docker up weaver.toml\n"
     "  weaver-docker up -d weaver.toml && curl localhost:12080/ && weaver-docker down shop\n"
     "  weaver-docker up --runtime=process ./app\n";
+
+#define READY_TIMEOUT_MS 120000
 
 /* The shim: $WEAVER_DOCKER_SHIM, next to us in the build tree (shim/), or installed in
  * ../lib/weaver-docker/. Caller frees. */
@@ -167,46 +171,89 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
         return 1; /* child: go on */
     }
     close(p[1]);
-    char buf[4096];
+    /* Wait for "ready", printing "log" lines (errors of the weavelets) as they come. Ctrl-C or
+     * a timeout stops the deployer, which removes what it made. */
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &sigs, &old);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    char buf[8192];
     size_t len = 0;
-    for (;;) {
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, 300000) <= 0) {
-            close(p[0]);
-            return wd_err(err, ETIMEDOUT, "%s did not become ready in 5 minutes; see %s", app,
-                          logp);
+    int64_t deadline = wd_now_ms() + READY_TIMEOUT_MS;
+    const char *why = NULL;
+    bool ready = false;
+    autofree char *failure = NULL;
+    while (!ready && !why && failure == NULL) {
+        struct pollfd pf[2] = {{.fd = p[0], .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        int64_t left = deadline - wd_now_ms();
+        if (left <= 0 || poll(pf, sfd >= 0 ? 2 : 1, (int)left) == 0) {
+            why = "did not become ready in time";
+            break;
+        }
+        if (sfd >= 0 && (pf[1].revents & POLLIN)) {
+            why = "was interrupted";
+            break;
         }
         ssize_t n = read(p[0], buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
+        if (n <= 0) {
+            failure = xasprintf("the deployer of %s stopped before the app was ready; see %s", app,
+                                logp);
             break;
+        }
         len += (size_t)n;
-        if (memchr(buf, '\n', len) || len == sizeof buf - 1)
-            break;
+        buf[len] = 0;
+        char *nl;
+        while (!ready && failure == NULL && (nl = memchr(buf, '\n', len)) != NULL) {
+            *nl = 0;
+            if (strncmp(buf, "log ", 4) == 0) {
+                fprintf(stderr, "%s\n", buf + 4);
+                /* weaver never retries a component that failed to construct (e.g. a typo in
+                 * its config section): the app cannot become ready */
+                if (strstr(buf, "Failed to construct") && deadline > wd_now_ms() + 3000)
+                    deadline = wd_now_ms() + 3000;
+            } else if (strncmp(buf, "ready", 5) == 0) {
+                ready = true;
+                printf("%s is up (deployer pid %d)\n", app, (int)pid);
+                char *save = NULL;
+                for (char *t = strtok_r(buf + 5, " ;", &save); t; t = strtok_r(NULL, " ;", &save)) {
+                    char *eq = strchr(t, '=');
+                    if (eq) {
+                        *eq = 0;
+                        printf("listener %s at %s\n", t, eq + 1);
+                    }
+                }
+                printf("logs: weaver-docker logs %s    stop: weaver-docker down %s\n", app, app);
+                break;
+            } else if (strncmp(buf, "error ", 6) == 0) {
+                failure = xstrdup(buf + 6);
+            }
+            size_t used = (size_t)(nl - buf) + 1;
+            memmove(buf, buf + used, len - used);
+            len -= used;
+        }
+        if (len == sizeof buf - 1)
+            len = 0; /* an over-long line: drop it */
     }
     close(p[0]);
-    buf[len] = 0;
-    char *nl = strchr(buf, '\n');
-    if (nl)
-        *nl = 0;
-    if (strncmp(buf, "ready", 5) == 0) {
-        printf("%s is up (deployer pid %d)\n", app, (int)pid);
-        char *save = NULL;
-        for (char *t = strtok_r(buf + 5, " ;", &save); t; t = strtok_r(NULL, " ;", &save)) {
-            char *eq = strchr(t, '=');
-            if (eq) {
-                *eq = 0;
-                printf("listener %s at %s\n", t, eq + 1);
-            }
-        }
-        printf("logs: weaver-docker logs %s    stop: weaver-docker down %s\n", app, app);
+    if (sfd >= 0)
+        close(sfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (ready)
         return 0;
+    if (why) {
+        kill(pid, SIGTERM);
+        fprintf(stderr, "weaver-docker: %s %s; stopping it\n", app, why);
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    if (strncmp(buf, "error ", 6) == 0)
-        return wd_err(err, EIO, "%s", buf + 6);
-    return wd_err(err, EIO, "the deployer of %s stopped before the app was ready; see %s", app,
-                  logp);
+    if (failure)
+        return wd_err(err, EIO, "%s", failure);
+    return wd_err(err, why[0] == 'w' ? EINTR : ETIMEDOUT,
+                  "%s %s (the errors above say why; full log: weaver-docker logs --system %s)",
+                  app, why, app);
 }
 
 static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
@@ -358,6 +405,34 @@ static int check_listeners(const struct wd_config *cfg, const struct wd_binary_i
     return 0;
 }
 
+static bool has_component(const struct wd_binary_info *bin, const char *name)
+{
+    for (size_t i = 0; i < bin->ncomponents; i++)
+        if (strcmp(bin->components[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* [docker] groups must name components of the app; colocate names that are not are probably
+ * typos (weaver accepts them, so only warn). */
+static int check_groups(const struct wd_config *cfg, const struct wd_binary_info *bin,
+                        struct wd_error **err)
+{
+    for (size_t i = 0; i < cfg->ngroups; i++)
+        if (!has_component(bin, cfg->groups[i].component))
+            return wd_err(err, EINVAL,
+                          "%s:%d: [docker] groups.\"%s\": the app has no such component (see "
+                          "'weaver-docker inspect %s')",
+                          cfg->path ? cfg->path : "config", cfg->groups[i].line,
+                          cfg->groups[i].component, cfg->binary);
+    for (size_t i = 0; i < cfg->ncolocate; i++)
+        for (size_t j = 0; j < cfg->colocate[i].n; j++)
+            if (!has_component(bin, cfg->colocate[i].v[j]))
+                wd_warn("colocate names \"%s\", which the app does not have (a typo?)",
+                        cfg->colocate[i].v[j]);
+    return 0;
+}
+
 int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {{"runtime", required_argument, NULL, 'r'},
@@ -414,10 +489,21 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         r = wd_binary_check_supported(bin, err);
     if (r == 0)
         r = check_listeners(cfg, bin, err);
+    if (r == 0)
+        r = check_groups(cfg, bin, err);
     if (r == 0 && strcmp(runtime, "docker") == 0)
         r = up_docker(ctx, cfg, bin, &o, detached, err);
-    else if (r == 0)
+    else if (r == 0) {
+        /* the process runtime keeps its log file where `weaver-docker logs APP` finds it */
+        autofree char *dir = NULL;
+        autoerr struct wd_error *derr = NULL;
+        autofree char *lp = NULL;
+        if (wd_state_dir(cfg->name, &dir, &derr) == 0) {
+            lp = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
+            o.log_path = lp;
+        }
         r = wd_deploy_run(cfg, bin, &o, err);
+    }
     wd_binary_info_free(bin);
     wd_config_free(cfg);
     return r;

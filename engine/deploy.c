@@ -347,6 +347,14 @@ static void check_ready(struct wd_deploy *d)
                     main_ready = true;
     if (!main_ready)
         return;
+    for (size_t i = 0; i < d->ngroups; i++) { /* every group started so far serves */
+        struct wd_group *g = d->groups[i];
+        bool any = !g->active || d->rt->external;
+        for (int j = 0; j < g->nreplicas && !any; j++)
+            any = g->replicas[j] && g->replicas[j]->state == WD_R_READY;
+        if (!any)
+            return;
+    }
     for (size_t i = 0; i < d->nlisteners; i++)
         if (wd_proxy_nbackends(d->listeners[i].proxy) == 0)
             return;
@@ -498,6 +506,28 @@ static void activate(struct wd_replica *r, const char *name, bool routed)
     group_activate(c->group);
 }
 
+/* Append an entry to the deployment's log file (opened on first use, so a failed start
+ * leaves no empty file behind). */
+static void store_entry(struct wd_deploy *d, const struct wd_log_entry *le)
+{
+    if (d->logstore == NULL && d->opts.log_path && !d->logstore_failed) {
+        d->logstore = fopen(d->opts.log_path, "ae");
+        if (d->logstore == NULL) {
+            d->logstore_failed = true;
+            wd_warn("cannot write logs to %s: %s", d->opts.log_path, strerror(errno));
+            return;
+        }
+    }
+    if (d->logstore == NULL)
+        return;
+    struct wd_buf b = {0};
+    wd_logfmt_json(le, &b);
+    wd_buf_append(&b, "\n", 1);
+    fwrite(b.data, 1, b.len, d->logstore);
+    fflush(d->logstore);
+    wd_buf_free(&b);
+}
+
 static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
 {
     struct wd_log_entry le = {
@@ -513,23 +543,53 @@ static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
         .attrs = (const char *const *)e->attrs,
         .nattrs = e->n_attrs,
     };
-    struct wd_buf b = {0};
-    if (d->logstore) {
-        wd_logfmt_json(&le, &b);
-        wd_buf_append(&b, "\n", 1);
-        fwrite(b.data, 1, b.len, d->logstore);
-        fflush(d->logstore);
-        b.len = 0;
-    }
-    if (!d->opts.show_system && wd_log_entry_is_system(&le)) {
-        wd_buf_free(&b);
+    store_entry(d, &le);
+    /* weaver's own entries are hidden unless asked for, except errors: a component that fails
+     * to construct (e.g. a typo in its config section) says so only there */
+    bool is_error = e->level && strcasecmp(e->level, "error") == 0;
+    if (!d->opts.show_system && wd_log_entry_is_system(&le) && !is_error)
         return;
-    }
+    struct wd_buf b = {0};
     wd_logfmt_format(d->logfmt, &le, &b);
+    if (is_error && !d->announced_ready && d->opts.ready_fd >= 0) {
+        /* `up -d` is still waiting: let it show the user why the app is not ready */
+        struct wd_buf m = {0};
+        wd_buf_printf(&m, "log ");
+        wd_logfmt_format(d->plainfmt, &le, &m);
+        wd_buf_append(&m, "\n", 1);
+        (void)!write(d->opts.ready_fd, m.data, m.len);
+        wd_buf_free(&m);
+    }
     wd_buf_append(&b, "\n", 1);
     fwrite(b.data, 1, b.len, d->opts.out);
     fflush(d->opts.out);
     wd_buf_free(&b);
+}
+
+/* Our own events (a replica died, restarts) go to the log store too, as weaver multi does,
+ * with component "deployer". */
+void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "weaver-docker: %s\n", msg);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct wd_log_entry le = {
+        .app = d->app,
+        .version = d->deployment_id,
+        .component = "deployer",
+        .node = "",
+        .time_micros = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+        .level = level,
+        .file = "",
+        .line = -1,
+        .msg = msg,
+    };
+    store_entry(d, &le);
+    free(msg);
 }
 
 static void trace_spans(struct wd_deploy *d, const uint8_t *pb, size_t len)
@@ -854,8 +914,8 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
         return;
     }
     if (d->rt->external) { /* its orchestrator restarts it; it registers again */
-        fprintf(stderr, "weaver-docker: group %s replica %d (weavelet %s) %s\n", g->short_name,
-                slot, idshort, how);
+        wd_deploy_event(d, "warn", "group %s replica %d (weavelet %s) %s", g->short_name, slot,
+                        idshort, how);
         return;
     }
     if (ran_ms > STABLE_MS)
@@ -865,10 +925,8 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
         delay *= 2;
     if (delay > RESTART_MAX_MS)
         delay = RESTART_MAX_MS;
-    fprintf(stderr,
-            "weaver-docker: group %s replica %d (weavelet %s) %s; restarting in %lld ms "
-            "(restart #%d)\n",
-            g->short_name, slot, idshort, how, (long long)delay, restarts + 1);
+    wd_deploy_event(d, "warn", "group %s replica %d (weavelet %s) %s; restarting in %lld ms (restart #%d)",
+                    g->short_name, slot, idshort, how, (long long)delay, restarts + 1);
     struct restart *rs = xzalloc(sizeof *rs);
     rs->g = g;
     rs->slot = slot;
@@ -992,6 +1050,8 @@ static void free_deploy(struct wd_deploy *d)
     free(d->comps);
     if (d->logfmt)
         wd_logfmt_free(d->logfmt);
+    if (d->plainfmt)
+        wd_logfmt_free(d->plainfmt);
     if (d->traces)
         fclose(d->traces);
     if (d->logstore)
@@ -1015,8 +1075,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     d->logfmt = wd_logfmt_new(opts->color);
     if (opts->traces_path && (d->traces = fopen(opts->traces_path, "ae")) == NULL)
         return wd_err_sys(err, errno, "open traces file %s", opts->traces_path);
-    if (opts->log_path && (d->logstore = fopen(opts->log_path, "ae")) == NULL)
-        return wd_err_sys(err, errno, "open log file %s", opts->log_path);
+    d->plainfmt = wd_logfmt_new(false);
     build_groups(d);
     /* Bind every listener the binary declares before starting anything, so a taken port is
      * reported at once and nothing is left behind. */

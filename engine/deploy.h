@@ -133,6 +133,8 @@ struct wd_deploy {
     uint64_t nspans;
     uint64_t next_gen;
     FILE *logstore;
+    bool logstore_failed;
+    struct wd_logfmt *plainfmt; /* for lines sent to `up -d` */
     bool announced_ready;
     bool stopping;
     int exit_code;
@@ -157,6 +159,10 @@ void wd_replica_attach_deployer(struct wd_replica *r, int fd);
 void wd_replica_output(struct wd_replica *r, const char *stream, const char *line);
 /* The weavelet is gone: how (e.g. "exited with status 2") and its exit code (-1 unknown). */
 void wd_replica_exited(struct wd_replica *r, const char *how, int code);
+/* One of our own events: printed to stderr and stored in the log file (component
+ * "deployer"). level: "info", "warn", "error". */
+void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Stop the whole deployment with an error message. */
 void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -786,8 +786,10 @@ int wd_docker_parse_event(const struct cJSON *doc, struct wd_docker_event *out,
     const cJSON *tn = cJSON_GetObjectItemCaseSensitive(doc, "timeNano");
     if (cJSON_IsNumber(tn) && tn->valuedouble >= 0 && tn->valuedouble < 9.2e18)
         ev.time_ns = (int64_t)tn->valuedouble;
-    else
-        ev.time_ns = wd_json_i64_or(doc, "time", 0) * 1000000000;
+    else {
+        int64_t t = wd_json_i64_or(doc, "time", 0);
+        ev.time_ns = t > 0 && t < 9000000000 ? t * 1000000000 : 0;
+    }
     size_t cnt = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, at) if (cJSON_IsString(it) && it->string) cnt++;

@@ -470,8 +470,16 @@ static void run_launch(struct wd_docker *dk, struct job *j)
     /* a leftover of an earlier replica with this name (it is removed on death, but removal
      * is asynchronous) */
     wd_docker_container_remove(dk, j->name, true, NULL);
-    if ((j->rc = wd_docker_container_create(dk, &lj->c->spec, &j->id, &err)) < 0 ||
-        (j->rc = wd_docker_container_start(dk, j->id, &err)) < 0) {
+    j->rc = wd_docker_container_create(dk, &lj->c->spec, &j->id, &err);
+    /* the engine may still be removing the old one ("removal ... already in progress") */
+    for (int i = 0; j->rc == -EEXIST && i < 40; i++) {
+        wd_err_free(&err);
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+        wd_docker_container_remove(dk, j->name, true, NULL);
+        j->rc = wd_docker_container_create(dk, &lj->c->spec, &j->id, &err);
+    }
+    if (j->rc < 0 || (j->rc = wd_docker_container_start(dk, j->id, &err)) < 0) {
         j->msg = xstrdup(err->msg);
         return;
     }

@@ -172,5 +172,15 @@ bad "engine unreachable" "docker\|engine" DOCKER_HOST=unix:///nonexistent/docker
 cp "$APPS/shop" "$WD_TMP/shop-arm64"
 printf '\xb7\x00' | dd of="$WD_TMP/shop-arm64" bs=1 seek=18 conv=notrunc 2>/dev/null
 bad "binary for another architecture" "arm64" A=1 -- up -d "$WD_TMP/shop-arm64"
+cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}' 'groups."example.com/shop/Kart" = {replicas = 2}')
+bad "[docker] groups names a component the app does not have" 'groups."example.com/shop/Kart": the app has no such component' A=1 -- up -d "$cfg"
+# A typo in a component's own config section: weaver fails to construct it and never retries.
+cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}')
+sed -i 's/^Max = 1000/Maxx = 1000/' "$cfg"
+rc=0; out=$(timeout 60 "$WD_BIN" up -d "$cfg" 2>&1) || rc=$?
+check "a component that fails to construct: up -d shows why and fails fast" bash -c "[ $rc = 1 ] && printf '%s' \"\$1\" | grep -q 'unknown keys \[Maxx\]'" _ "$out"
+check "... and leaves nothing behind" clean_app "$SHOP"
+rc=0; out=$("$WD_BIN" down 2>&1) || rc=$?
+check "down without an APP refuses to guess" bash -c "[ $rc = 2 ] && printf '%s' \"\$1\" | grep -q 'name the APP'" _ "$out"
 check "no container, network or image of this run left" engine_clean
 finish
