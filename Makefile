@@ -91,7 +91,8 @@ apps:
 
 # Everything CI runs: deps, unit tests (gcc, then ASan+UBSan), fuzz corpus replay, integration
 # tests against the real engine and real weavelets. Ends with "N passed, N failed".
-test: deps
+test:
+	@scripts/deps.sh --test
 	$(MAKE) all unit
 	$(MAKE) BUILD=build/asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' HARDEN= unit
 	$(MAKE) apps
@@ -107,10 +108,10 @@ asan:
 FUZZ_TIME ?= 30
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang WERROR=1 HARDEN= \
-	    CFLAGS='-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer' \
+	    CFLAGS='-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
 	    $(LIB) $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%.o)
 	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
-	  clang -fsanitize=fuzzer,address,undefined -o build/fuzz/$$f build/fuzz/tests/fuzz/$$f.o \
+	  clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o build/fuzz/$$f build/fuzz/tests/fuzz/$$f.o \
 	    build/fuzz/libwd.a $(PKG_LIBS) -lpthread || exit 1; \
 	  mkdir -p build/fuzz/corpus/$$f; \
 	  echo "== fuzz $$f for $(FUZZ_TIME)s"; \

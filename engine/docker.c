@@ -1043,18 +1043,46 @@ int wd_docker_image_build(struct wd_docker *d, const void *tar, size_t len, cons
 
 /* ---- cleanup ---- */
 
+static bool has_labels(const struct wd_container_summary *o, const char *const *labels, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(labels[i], '=');
+        size_t kl = eq ? (size_t)(eq - labels[i]) : strlen(labels[i]);
+        bool found = false;
+        for (size_t j = 0; j < o->nlabels && !found; j++)
+            found = strlen(o->labels[j].key) == kl &&
+                    strncmp(o->labels[j].key, labels[i], kl) == 0 &&
+                    (eq == NULL || strcmp(o->labels[j].value, eq + 1) == 0);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* IDs of the objects at @base carrying all @labels. The engine filters by the first label only
+ * and we check the rest here: Podman 4.3's image list answers [] to two label filters. */
 static int list_ids(struct wd_docker *d, const char *what, const char *base,
                     const char *const *labels, size_t n, char ***ids, size_t *nids,
                     struct wd_error **err)
 {
-    autofree char *f = label_query(labels, n);
+    autofree char *f = label_query(labels, 1);
     autofree char *path = xasprintf("%s%sfilters=%s", base, strchr(base, '?') ? "&" : "?", f);
     autojson cJSON *reply = NULL;
     int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, what, err);
     if (rc < 0)
         return rc;
-    if (wd_docker_parse_id_list(reply, ids, nids, err) < 0)
+    struct wd_container_summary *objs = NULL;
+    size_t nobj = 0;
+    if (wd_docker_parse_container_list(reply, &objs, &nobj, err) < 0)
         return wd_err_wrap(err, "%s", what);
+    char **v = xcalloc(nobj + 1, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < nobj; i++)
+        if (has_labels(&objs[i], labels, n))
+            v[k++] = xstrdup(objs[i].id);
+    wd_container_summaries_free(objs, nobj);
+    *ids = v;
+    *nids = k;
     return 0;
 }
 

@@ -4,6 +4,8 @@ set -eu
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev libprotobuf-c-dev
 protobuf-c-compiler libarchive-dev libssl-dev libcmocka-dev libyaml-dev musl-tools clang
 libclang-rt-14-dev python3 curl ca-certificates"
+# `make test` also exercises the Podman engine (compat API) next to Docker
+case " $* " in *" --test "*) pkgs="$pkgs podman runc" ;; esac
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

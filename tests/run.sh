@@ -45,7 +45,7 @@ run_units() { # $1 build dir, $2 label
 run_integration() {
     local t out rc p f
     export WD_BIN="$PWD/$build/weaver-docker" WD_SHIM="$PWD/$build/shim/weaver-docker-shim"
-    export WD_REQUIRE_ENGINE=${WD_REQUIRE_ENGINE:-${CI:+1}}
+    export WD_REQUIRE_ENGINE=${WD_REQUIRE_ENGINE:-${CI:+1}} WD_REQUIRE_PODMAN=${WD_REQUIRE_PODMAN:-${CI:+1}}
     for t in tests/integration/test_*.sh; do
         [ -f "$t" ] || continue
         echo "== integration $(basename "$t")"
