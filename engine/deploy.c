@@ -1125,7 +1125,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     r = wd_loop_run(d->loop, err);
     if (d->rt->shutdown)
         d->rt->shutdown(d);
-    wd_loop_run_posts(d->loop); /* results of the runtime's last engine calls */
+    wd_loop_drain(d->loop); /* deferred closes, the runtime's last results */
     if (r == 0 && d->fatal)
         r = wd_err(err, EIO, "%s", d->fatal);
     if (r == 0)

@@ -240,6 +240,23 @@ static void run_timers(struct wd_loop *l)
     }
 }
 
+void wd_loop_drain(struct wd_loop *l)
+{
+    for (int rounds = 0; rounds < 1000 && (l->timers || l->posts); rounds++) {
+        run_posts(l);
+        while (l->timers) {
+            struct wd_timer *t = l->timers;
+            l->timers = t->next;
+            wd_timer_fn fn = t->fn;
+            void *arg = t->arg;
+            free(t);
+            if (fn)
+                fn(NULL, arg);
+        }
+        reap_dead(l);
+    }
+}
+
 int wd_loop_run(struct wd_loop *l, struct wd_error **err)
 {
     struct epoll_event evs[64];

@@ -43,6 +43,10 @@ void wd_loop_post(struct wd_loop *l, wd_post_fn fn, void *arg);
 /* Run the functions posted so far (after the loop stopped, to let workers' results land). */
 void wd_loop_run_posts(struct wd_loop *l);
 
+/* After the loop stopped: run every pending timer (now, whatever its due time) and posted
+ * function until none is left, so deferred frees and closes complete. */
+void wd_loop_drain(struct wd_loop *l);
+
 /* Run until wd_loop_stop. Returns 0 or <0 on an epoll failure. */
 int wd_loop_run(struct wd_loop *l, struct wd_error **err);
 void wd_loop_stop(struct wd_loop *l);
