@@ -94,7 +94,7 @@ apps:
 test:
 	@scripts/deps.sh --test
 	$(MAKE) all unit
-	$(MAKE) BUILD=build/asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' HARDEN= unit
+	$(MAKE) BUILD=build/asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' HARDEN= all unit
 	$(MAKE) apps
 	@tests/run.sh --build $(BUILD) --asan build/asan
 

@@ -63,6 +63,17 @@ run_integration() {
 [ "$only" = integration ] || run_units "$build" gcc
 [ "$only" = integration ] || [ -z "$asan" ] || run_units "$asan" asan
 [ "$only" = unit ] || run_integration
+# The deployer itself under ASan+UBSan against real weavelets (leaks fail it at exit).
+if [ "$only" != unit ] && [ -n "$asan" ] && [ -x "$asan/weaver-docker" ]; then
+    echo "== integration test_process.sh (deployer built with ASan+UBSan)"
+    out=$(mktemp)
+    ASAN_OPTIONS=detect_leaks=1 WD_BIN="$PWD/$asan/weaver-docker" timeout 1200 bash tests/integration/test_process.sh 2>&1 | tee "$out"
+    p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
+    [ "$p" -gt 0 ] || f=$((f + 1))
+    passed=$((passed + p)) failed=$((failed + f))
+    [ "$f" -gt 0 ] && failures+=("asan test_process.sh: $f failed")
+    rm -f "$out"
+fi
 
 if [ ${#failures[@]} -gt 0 ]; then
     echo "Failures:"
