@@ -1,6 +1,7 @@
 # weaver-docker - see README.md. Out-of-tree builds: BUILD=build/<variant>.
 MAKEFLAGS += --no-builtin-rules
 .SUFFIXES:
+.SECONDARY: # keep generated protobuf sources and headers
 CC        := $(if $(filter default,$(origin CC)),gcc,$(CC))
 BUILD     ?= build/default
 VERSION   := 0.1.0
@@ -96,6 +97,7 @@ test:
 	$(MAKE) all unit
 	$(MAKE) BUILD=build/asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' HARDEN= all unit
 	$(MAKE) apps
+	$(MAKE) fuzz FUZZ_TIME=$(TEST_FUZZ_TIME)
 	@tests/run.sh --build $(BUILD) --asan build/asan
 
 integration: all apps
@@ -106,17 +108,20 @@ asan:
 	@tests/run.sh --build build/asan --only-unit
 
 FUZZ_TIME ?= 30
+TEST_FUZZ_TIME ?= 10 # per target, in make test
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang WERROR=1 HARDEN= \
 	    CFLAGS='-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
-	    $(LIB) $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%.o)
+	    build/fuzz/libwd.a $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%.o)
 	@for f in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
 	  clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o build/fuzz/$$f build/fuzz/tests/fuzz/$$f.o \
 	    build/fuzz/libwd.a $(PKG_LIBS) -lpthread || exit 1; \
 	  mkdir -p build/fuzz/corpus/$$f; \
 	  echo "== fuzz $$f for $(FUZZ_TIME)s"; \
-	  build/fuzz/$$f -max_total_time=$(FUZZ_TIME) -max_len=65536 build/fuzz/corpus/$$f \
-	    tests/fuzz/corpus/$$f 2>&1 | tail -n 3 || exit 1; \
+	  build/fuzz/$$f -max_total_time=$(FUZZ_TIME) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus/$$f \
+	    tests/fuzz/corpus/$${f#fuzz_} >build/fuzz/$$f.log 2>&1 || { tail -n 40 build/fuzz/$$f.log; \
+	    echo "fuzz: $$f found a crash; the input is in build/fuzz (crash-*)"; exit 1; }; \
+	  tail -n 1 build/fuzz/$$f.log; \
 	done
 
 demo: deps
