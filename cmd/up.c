@@ -260,7 +260,11 @@ static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
                           struct wd_deploy_opts *o, struct wd_docker *dk, const char *image,
                           const char *bname, const char *log_path, struct wd_error **err)
 {
-    autofree char *network = xasprintf("weaver-docker-%s", cfg->name);
+    /* one network per deployment: Docker 20.10 can keep a stale endpoint on a removed app's
+     * network, which must not block the next up */
+    autofree char *dep = wd_deploy_new_id();
+    o->deployment_id = dep;
+    autofree char *network = xasprintf("weaver-docker-%s-%.8s", cfg->name, dep);
     struct wd_docker_opts dopts = {
         .dk = dk, .image = image, .network = network, .binary_name = bname};
     struct docker_run run = {.dk = dk, .network = network, .log_path = log_path};

@@ -101,6 +101,7 @@ struct wd_deploy_opts {
     const char *log_path;    /* also append every entry as a JSON line here (or NULL) */
     int ready_fd;            /* write "ready\n" here once main and all listeners serve (-1) */
     const struct wd_docker_opts *docker; /* runtime "docker" */
+    const char *deployment_id;           /* NULL: a new one (wd_deploy_new_id) */
     /* called once the loop runs and listeners are bound: e.g. to publish them as labels */
     int (*on_start)(struct wd_deploy *d, void *arg, struct wd_error **err);
     void *on_start_arg;
@@ -136,11 +137,16 @@ struct wd_deploy {
     bool logstore_failed;
     struct wd_logfmt *plainfmt; /* for lines sent to `up -d` */
     bool announced_ready;
+    bool started_reachable;
     bool stopping;
     int exit_code;
     char *fatal; /* set when the deployment must end with an error */
     struct wd_timer *kill_timer;
 };
+
+/* A new random id (UUID v4 text), as weaver multi uses for deployments and weavelets.
+ * Caller frees. */
+char *wd_deploy_new_id(void);
 
 /* Run the app in the foreground until SIGINT/SIGTERM (returns 0) or a fatal error. */
 int wd_deploy_run(struct wd_config *cfg, struct wd_binary_info *bin,

@@ -140,6 +140,7 @@ int wd_state_dir(const char *app, char **out, struct wd_error **err)
     const char *base = getenv("XDG_STATE_HOME");
     autofree char *root = NULL;
     if (base && *base) {
+        mkdir(base, 0700); /* XDG: create it if it does not exist */
         root = xasprintf("%s/weaver-docker", base);
     } else {
         const char *home = getenv("HOME");
