@@ -124,6 +124,14 @@ static void kv(struct em *m, const char *k, const char *v)
     str(m, v);
 }
 
+/* A value always double-quoted: secrets are hex and would otherwise be plain or quoted
+ * depending on their first character. */
+static void kvq(struct em *m, const char *k, const char *v)
+{
+    str(m, k);
+    scalar_style(m, v, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+}
+
 char *wd_compose_escape(const char *s)
 {
     struct wd_buf b = {0};
@@ -239,7 +247,7 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
     str(m, "environment");
     map_begin(m, false);
     kv(m, "HOME", "/tmp");
-    kv(m, "WEAVER_COMPOSE_TOKEN", s->token_hex);
+    kvq(m, "WEAVER_COMPOSE_TOKEN", s->token_hex);
     if (s->config_text) {
         autofree char *esc = wd_compose_escape(s->config_text);
         kv(m, "WEAVER_COMPOSE_CONFIG", esc);
@@ -299,7 +307,7 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     snprintf(buf, sizeof buf, "%s:%u", WD_COMPOSE_MANAGER, (unsigned)s->manager_port);
     kv(m, "WEAVER_SHIM_MANAGER", buf);
     kv(m, "WEAVER_SHIM_GROUP", g->name);
-    kv(m, "WEAVER_SHIM_TOKEN", s->token_hex);
+    kvq(m, "WEAVER_SHIM_TOKEN", s->token_hex);
     map_end(m);
     str(m, "depends_on");
     seq_begin(m, true);

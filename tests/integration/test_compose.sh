@@ -50,7 +50,7 @@ else
 fi
 diag "$(tr '\n' ' ' <"$WD_TMP/gen.out")"
 PORT=$(sed -n 's/^listener shop on port \([0-9]*\)$/\1/p' "$WD_TMP/gen.out")
-TOKEN=$(sed -n 's/.*WEAVER_SHIM_TOKEN: "\([0-9a-f]*\)".*/\1/p' "$F" | head -1)
+TOKEN=$(sed -n 's/.*WEAVER_SHIM_TOKEN: "\{0,1\}\([0-9a-f]*\)"\{0,1\}.*/\1/p' "$F" | head -1)
 check "a 64-hex token is in the file" test "${#TOKEN}" = 64
 check "the token is not printed" bash -c "! grep -q '$TOKEN' '$WD_TMP/gen.out' '$WD_TMP/gen.err'"
 check "the file is private (0600)" test "$(stat -c %a "$F")" = 600
