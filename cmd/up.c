@@ -154,18 +154,25 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
     autofree char *logp = xasprintf("%s/deployer.log", dir);
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0)
-        return wd_err_sys(err, errno, "fork");
+    if (pid < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return wd_err_sys(err, e, "fork");
+    }
     if (pid == 0) {
         close(p[0]);
         setsid();
         int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
         int lf = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (nul >= 0)
+        if (nul >= 0) {
             dup2(nul, 0);
+            close(nul);
+        }
         if (lf >= 0) {
             dup2(lf, 1);
             dup2(lf, 2);
+            close(lf);
         }
         *ready_fd = p[1];
         return 1; /* child: go on */

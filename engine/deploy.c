@@ -165,7 +165,7 @@ static void call_msg(struct wd_replica *r, enum wd_rpc_method m, const ProtobufC
                      wd_call_fn fn, void *arg)
 {
     if (r->ctl == NULL) {
-        if (fn != ignore_reply)
+        if (fn && fn != ignore_reply)
             fn(NULL, "not connected", NULL, 0, arg);
         return;
     }
@@ -413,6 +413,7 @@ static void on_init(struct wd_conn *c, const char *errmsg, const uint8_t *pb, si
             r->dial_addr, r->id);
     send_components(r);
     publish_group(r->g);
+    wd_timer_cancel(r->health_timer); /* a second InitWeavelet must not start a second chain */
     r->health_timer = wd_timer_add(d->loop, HEALTH_EVERY_MS, health_tick, r);
     if (d->rt->ready)
         d->rt->ready(d, r);
@@ -849,11 +850,12 @@ static void launch_replica(struct wd_group *g, int slot, int restarts)
     struct wd_replica *r = new_replica(g, slot, restarts);
     autoerr struct wd_error *err = NULL;
     if (d->rt->launch(d, r, &err) < 0) {
-        wd_deploy_fail(d, "group %s: %s", g->short_name, err->msg);
+        /* forget the replica first, so the stop this causes sees nothing left to wait for */
         g->replicas[slot] = NULL;
         if (r->rt && d->rt->release)
             d->rt->release(d, r);
         free_replica(r);
+        wd_deploy_fail(d, "group %s: %s", g->short_name, err->msg);
     }
 }
 
@@ -872,6 +874,8 @@ static void do_restart(struct wd_timer *t, void *arg)
         launch_replica(g, rs->slot, rs->restarts);
     free(rs);
 }
+
+static void begin_stop(struct wd_deploy *d);
 
 void wd_replica_exited(struct wd_replica *r, const char *how, int code)
 {
@@ -907,12 +911,7 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     }
     if (g->has_main && code == 0) {
         fprintf(stderr, "weaver-docker: the app's main function returned; stopping\n");
-        d->stopping = true;
-        for (size_t i = 0; i < d->ngroups; i++)
-            for (int j = 0; j < d->groups[i]->nreplicas; j++)
-                if (d->groups[i]->replicas[j])
-                    d->rt->stop(d, d->groups[i]->replicas[j], false);
-        check_all_gone(d);
+        begin_stop(d); /* with the kill fallback after the grace period */
         return;
     }
     if (d->rt->external) { /* its orchestrator restarts it; it registers again */
@@ -1135,6 +1134,8 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     group_activate(main_c->group);
     start_reachable(d);
     r = wd_loop_run(d->loop, err);
+    wd_timer_cancel(d->kill_timer);
+    d->kill_timer = NULL;
     if (d->rt->shutdown)
         d->rt->shutdown(d);
     wd_loop_drain(d->loop); /* deferred closes, the runtime's last results */

@@ -49,9 +49,11 @@ struct wd_loop {
 /* Sentinel pointers for the loop's own fds. */
 static char sig_tag, ev_tag;
 
+/* RDHUP only with IN: level-triggered, it would fire forever on a half-closed socket whose
+ * reader has stopped reading (the proxy, after a client's EOF). */
 static uint32_t to_epoll(unsigned ev)
 {
-    return (ev & WD_EV_IN ? EPOLLIN : 0) | (ev & WD_EV_OUT ? EPOLLOUT : 0) | EPOLLRDHUP;
+    return (ev & WD_EV_IN ? EPOLLIN | EPOLLRDHUP : 0) | (ev & WD_EV_OUT ? EPOLLOUT : 0);
 }
 
 int wd_loop_new(const int *sigs, size_t nsigs, wd_signal_fn on_signal, void *arg,
@@ -260,7 +262,7 @@ void wd_loop_drain(struct wd_loop *l)
 int wd_loop_run(struct wd_loop *l, struct wd_error **err)
 {
     struct epoll_event evs[64];
-    l->stop = false;
+    /* a stop requested before the loop ran (a start that failed at once) ends it at once */
     while (!l->stop) {
         int timeout = -1;
         while (l->timers && l->timers->fn == NULL) { /* drop cancelled timers at the head */

@@ -236,19 +236,25 @@ static void follow(struct dk_state *s, struct wd_replica *r, const char *id)
 
 static void link_start(struct wd_replica *r, char chan);
 
-static void link_retry(struct wd_timer *t, void *arg)
+/* One callback per channel: a timer does not say which of the two fired. */
+static void link_retry_w(struct wd_timer *t, void *arg)
 {
     (void)t;
     struct wd_replica *r = arg;
     struct dk_replica *x = r->rt;
-    /* which channel? the timer pointer that is still set and now due */
-    if (x->wt && x->wfd < 0 && r->ctl == NULL) {
-        x->wt = NULL;
+    x->wt = NULL;
+    if (x->wfd < 0 && r->ctl == NULL)
         link_start(r, 'W');
-    } else if (x->dt && x->dfd < 0) {
-        x->dt = NULL;
+}
+
+static void link_retry_d(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_replica *r = arg;
+    struct dk_replica *x = r->rt;
+    x->dt = NULL;
+    if (x->dfd < 0)
         link_start(r, 'D');
-    }
 }
 
 static void link_fail(struct wd_replica *r, char chan)
@@ -266,11 +272,13 @@ static void link_fail(struct wd_replica *r, char chan)
         return;
     int delay = 5 << (*tries < 6 ? *tries : 6); /* 5 ms ... 320 ms */
     (*tries)++;
-    struct wd_timer *t = wd_timer_add(r->d->loop, delay, link_retry, r);
-    if (chan == 'W')
-        x->wt = t;
-    else
-        x->dt = t;
+    if (chan == 'W') {
+        wd_timer_cancel(x->wt);
+        x->wt = wd_timer_add(r->d->loop, delay, link_retry_w, r);
+    } else {
+        wd_timer_cancel(x->dt);
+        x->dt = wd_timer_add(r->d->loop, delay, link_retry_d, r);
+    }
 }
 
 static void on_link(struct wd_watch *w, int fd, unsigned ev, void *arg)
@@ -445,6 +453,7 @@ struct launch_ctx {
     const char *health_argv[2];
     struct wd_healthcheck health;
     struct wd_tmpfs tmpfs;
+    char *own_name;
 };
 
 static void launch_ctx_free(struct launch_ctx *c)
@@ -455,6 +464,7 @@ static void launch_ctx_free(struct launch_ctx *c)
         free(c->cmd[i]);
     for (size_t i = 0; i < 9; i++)
         free(c->label_vals[i]);
+    free(c->own_name);
     free(c);
 }
 
@@ -509,6 +519,8 @@ static void submit_simple(struct dk_state *s, void (*run)(struct wd_docker *, st
                           const char *id, const char *name, const char *arg);
 static void run_remove(struct wd_docker *dk, struct job *j);
 
+static void d_stop(struct wd_deploy *d, struct wd_replica *r, bool force);
+
 static void done_launch(struct job *j)
 {
     struct launch_job *lj = (struct launch_job *)j;
@@ -523,10 +535,11 @@ static void done_launch(struct job *j)
     }
     struct dk_replica *x = r->rt;
     if (j->rc < 0 && j->rc != -ECHILD) {
+        /* before anything ever served, a failed start is a failed deployment; either way
+         * the replica is gone (exited removes whatever container exists by its name) */
         if (!s->ever_ready)
             wd_deploy_fail(s->d, "start container %s: %s", j->name, j->msg);
-        else
-            wd_replica_exited(r, j->msg ? j->msg : "could not start", -1);
+        wd_replica_exited(r, j->msg ? j->msg : "could not start", -1);
         job_free(j);
         return;
     }
@@ -542,6 +555,10 @@ static void done_launch(struct job *j)
     }
     wd_debug("%s started at %s", x->name, x->ip ? x->ip : "?");
     follow(s, r, x->container_id);
+    if (s->d->stopping) { /* the stop came while it was being created: kill it now */
+        d_stop(s->d, r, true);
+        return;
+    }
     link_start(r, 'W');
     link_start(r, 'D');
 }
@@ -627,6 +644,10 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     };
     struct launch_job *lj = xzalloc(sizeof *lj);
     lj->c = c;
+    /* the worker reads the spec: it must not point into x, which the loop thread owns */
+    c->own_name = xstrdup(x->name);
+    c->spec.name = c->own_name;
+    c->spec.hostname = c->own_name;
     lj->j.run = run_launch;
     lj->j.done = done_launch;
     lj->j.r = r;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -193,12 +194,19 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     for (size_t j = 0; j < d->cfg->args.n; j++)
         argv[j + 1] = d->cfg->args.v[j];
 
-    int pout[2], perr[2];
+    int pout[2] = {-1, -1}, perr[2] = {-1, -1};
     if (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+        int e = errno;
+        for (int i = 0; i < 2; i++) {
+            if (pout[i] >= 0)
+                close(pout[i]);
+            if (perr[i] >= 0)
+                close(perr[i]);
+        }
         free(envp);
         free(argv);
         free(wa);
-        return wd_err_sys(err, errno, "pipe");
+        return wd_err_sys(err, e, "pipe");
     }
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -294,12 +302,18 @@ static void p_release(struct wd_deploy *d, struct wd_replica *r)
     r->rt = NULL;
 }
 
+/* One pass over what the pipes hold now (a process that inherited them may keep them open:
+ * never wait for EOF here). */
 static void drain_output(struct wd_replica *r)
 {
     struct proc *p = r->rt;
     for (int i = 0; i < 2; i++)
-        while (p->out_w[i])
+        for (int k = 0; k < 64 && p->out_w[i]; k++) {
+            int avail = 0;
+            if (ioctl(p->out_fd[i], FIONREAD, &avail) < 0 || avail <= 0)
+                break;
             on_output(p->out_w[i], p->out_fd[i], WD_EV_IN, r);
+        }
 }
 
 static void p_on_signal(struct wd_deploy *d, int sig)
@@ -319,6 +333,7 @@ static void p_on_signal(struct wd_deploy *d, int sig)
                 if (p == NULL || p->pid != pid)
                     continue;
                 p->exited = true;
+                kill(-pid, SIGKILL); /* anything the weavelet left in its group */
                 /* the weavelet's last words (a panic trace) come before the exit report */
                 drain_output(r);
                 char how[96];
@@ -332,7 +347,6 @@ static void p_on_signal(struct wd_deploy *d, int sig)
                     snprintf(how, sizeof how, "exited with status %d%s", code,
                              code == 2 ? " (a Go panic)" : "");
                 }
-                kill(-pid, SIGKILL); /* anything the weavelet left in its group */
                 wd_replica_exited(r, how, code);
                 goto next;
             }

@@ -123,7 +123,12 @@ listeners.nope = {address = "127.0.0.1:0"}
 EOT
 bad "listener the app does not declare" 2 'listener "nope" is not declared' "$cfgdir/nolistener.toml"
 kill "$busy" 2>/dev/null
-ls -d /tmp/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.after"
+# A weavelet that cannot even be launched (control socket path over 107 bytes) ends the run at
+# once with one line, instead of hanging.
+long=$WD_TMP/$(printf 'd%.0s' $(seq 1 90)); mkdir -p "$long"
+rc=0; out=$(TMPDIR=$long timeout -k 5 20 "$WD_BIN" up --runtime=process "$WD_TMP/shop.toml" 2>&1 >/dev/null) || rc=$?
+check "a launch failure ends up at once with one clear line" bash -c "[ $rc = 1 ] && printf '%s' \"\$1\" | grep -q 'over 107 bytes'" _ "$out"
+ls -d /tmp/weaver-docker-* "$WD_TMP"/ddd*/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.after"
 check "no control-socket directory left behind" test -z "$(comm -13 "$WD_TMP/dirs.before" "$WD_TMP/dirs.after")"
 check "no weavelet process left at all" bash -c "! pgrep -f '^$APPS/' >/dev/null"
 finish
