@@ -54,81 +54,6 @@ static const char compose_usage[] =
 
 /* ---- inputs (the same checks as `up`) ---- */
 
-static int check_input(const char *path, struct wd_error **err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return wd_err(err, ENOENT, "%s does not exist; give the app's weaver.toml or binary",
-                          path);
-        return wd_err_sys(err, e, "open %s", path);
-    }
-    unsigned char m[4] = {0};
-    ssize_t n = read(fd, m, sizeof m);
-    close(fd);
-    size_t l = strlen(path);
-    if (n == 4 && m[0] == 0x7f && m[1] == 'E' && m[2] == 'L' && m[3] == 'F')
-        return 0;
-    if (l > 5 && strcmp(path + l - 5, ".toml") == 0)
-        return 0;
-    return wd_err(err, EINVAL,
-                  "%s is not an ELF executable; give weaver.toml (a *.toml file) or a Service "
-                  "Weaver app binary built for linux",
-                  path);
-}
-
-static bool valid_app_name(const char *s)
-{
-    if (!*s || strlen(s) > 40)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-              (*p == '.' && p != s)))
-            return false;
-    return true;
-}
-
-static bool binary_has_listener(const struct wd_binary_info *bin, const char *name)
-{
-    for (size_t j = 0; j < bin->nlisteners; j++)
-        for (size_t k = 0; k < bin->listeners[j].names.n; k++)
-            if (strcmp(bin->listeners[j].names.v[k], name) == 0)
-                return true;
-    return false;
-}
-
-static char *exe_dir(void)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return NULL;
-    exe[n] = 0;
-    return xstrdup(dirname(exe));
-}
-
-/* As `up` finds it: $WEAVER_DOCKER_SHIM, shim/ next to us, or ../lib/weaver-docker/. */
-static char *find_shim(void)
-{
-    const char *env = getenv("WEAVER_DOCKER_SHIM");
-    if (env && *env)
-        return xstrdup(env);
-    autofree char *dir = exe_dir();
-    if (dir == NULL)
-        return NULL;
-    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
-                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
-    char *found = NULL;
-    for (int i = 0; i < 2; i++) {
-        if (found == NULL && access(cands[i], R_OK) == 0)
-            found = cands[i];
-        else
-            free(cands[i]);
-    }
-    return found;
-}
-
 /* ---- groups, as engine/deploy.c forms them: [serviceweaver] colocate, then one group for
  * every other component ---- */
 
@@ -139,19 +64,6 @@ struct grp {
     size_t ncomps;
     int replicas;
 };
-
-static char *slug(const char *full)
-{
-    char *out = wd_component_short(full);
-    for (char *p = out; *p; p++) {
-        char ch = *p;
-        if (ch >= 'A' && ch <= 'Z')
-            *p = (char)(ch - 'A' + 'a');
-        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-            *p = '-';
-    }
-    return out;
-}
 
 static bool grouped(const struct grp *g, size_t n, const char *c)
 {
@@ -166,7 +78,7 @@ static void grp_add(struct grp *g, const char *c)
 {
     if (g->name == NULL) {
         g->name = xstrdup(c);
-        g->service = slug(c);
+        g->service = wd_component_slug(c);
     }
     g->comps = xrealloc(g->comps, (g->ncomps + 1) * sizeof *g->comps);
     g->comps[g->ncomps++] = c;
@@ -239,7 +151,7 @@ static int listener_ports(const struct wd_config *cfg, const struct wd_binary_in
                           struct wd_compose_listener **out, size_t *nout, struct wd_error **err)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (!binary_has_listener(bin, cfg->listeners[i].name))
+        if (!wd_binary_has_listener(bin, cfg->listeners[i].name))
             return wd_err(err, EINVAL, "%s:%d: [docker] listener \"%s\" is not declared by the app",
                           cfg->path ? cfg->path : "config", cfg->listeners[i].line,
                           cfg->listeners[i].name);
@@ -403,7 +315,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
                struct wd_config *cfg, struct wd_binary_info *bin, struct wd_error **err)
 {
     (void)input;
-    if (!valid_app_name(cfg->name))
+    if (!wd_config_valid_app_name(cfg->name))
         return wd_err(err, EINVAL,
                       "app name \"%s\" cannot name services and images; set [serviceweaver] "
                       "name to lowercase letters, digits, '-', '_' or '.'",
@@ -424,7 +336,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     size_t clen = 0;
     if (cfg->path && (r = wd_read_file(cfg->path, 1u << 20, &config_text, &clen)) < 0)
         r = wd_err_sys(err, -r, "read %s", cfg->path);
-    autofree char *shim = r == 0 ? find_shim() : NULL;
+    autofree char *shim = r == 0 ? wd_image_find_shim() : NULL;
     if (r == 0 && shim == NULL)
         r = wd_err(err, ENOENT,
                    "cannot find weaver-docker-shim; build it with 'make' or set "
@@ -563,7 +475,7 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
     const char *input = argv[optind];
     struct wd_config *cfg = NULL;
     struct wd_binary_info *bin = NULL;
-    int r = check_input(input, err);
+    int r = wd_config_check_input(input, err);
     if (r == 0)
         r = wd_config_load(input, &cfg, err);
     if (r == 0)

@@ -31,17 +31,6 @@ static const char manage_usage[] =
     "  -h, --help          print this help and exit\n\n"
     "Exit status: 0 stopped on request, 1 error, 2 invalid input.\n";
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int health(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -125,12 +114,8 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
     if (tok == NULL || strlen(tok) != 2 * sizeof ro.token)
         return wd_err(err, EINVAL, "manage: WEAVER_COMPOSE_TOKEN must be %zu hex characters",
                       2 * sizeof ro.token);
-    for (size_t i = 0; i < sizeof ro.token; i++) {
-        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return wd_err(err, EINVAL, "manage: WEAVER_COMPOSE_TOKEN must be hex");
-        ro.token[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (wd_unhex(tok, ro.token, sizeof ro.token) != (ssize_t)sizeof ro.token)
+        return wd_err(err, EINVAL, "manage: WEAVER_COMPOSE_TOKEN must be hex");
     unsetenv("WEAVER_COMPOSE_TOKEN"); /* nothing we start needs it */
 
     struct wd_config *cfg = NULL;

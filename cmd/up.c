@@ -48,42 +48,6 @@ static const char up_usage[] =
 
 #define READY_TIMEOUT_MS 120000
 
-/* The shim: $WEAVER_DOCKER_SHIM, next to us in the build tree (shim/), or installed in
- * ../lib/weaver-docker/. Caller frees. */
-static char *find_shim(void)
-{
-    const char *env = getenv("WEAVER_DOCKER_SHIM");
-    if (env && *env)
-        return xstrdup(env);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return NULL;
-    exe[n] = 0;
-    char *dir = dirname(exe);
-    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
-                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
-    char *found = NULL;
-    for (int i = 0; i < 2; i++) {
-        if (found == NULL && access(cands[i], R_OK) == 0)
-            found = cands[i];
-        else
-            free(cands[i]);
-    }
-    return found;
-}
-
-static bool valid_app_name(const char *s)
-{
-    if (!*s || strlen(s) > 40)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-              (*p == '.' && p != s)))
-            return false;
-    return true;
-}
-
 struct docker_run {
     struct wd_docker *dk;
     const char *network;
@@ -298,12 +262,12 @@ static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
 static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary_info *bin,
                      struct wd_deploy_opts *o, bool detached, struct wd_error **err)
 {
-    if (!valid_app_name(cfg->name))
+    if (!wd_config_valid_app_name(cfg->name))
         return wd_err(err, EINVAL,
                       "app name \"%s\" cannot name containers; set [serviceweaver] name to "
                       "lowercase letters, digits, '-', '_' or '.'",
                       cfg->name);
-    autofree char *shim = find_shim();
+    autofree char *shim = wd_image_find_shim();
     if (shim == NULL)
         return wd_err(err, ENOENT,
                       "cannot find weaver-docker-shim; build it with 'make' or set "
@@ -364,31 +328,6 @@ report:
     return r;
 }
 
-/* The argument is a weaver.toml (by its name, as weaver requires) or an ELF binary. */
-static int check_input(const char *path, struct wd_error **err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return wd_err(err, ENOENT, "%s does not exist; give the app's weaver.toml or binary",
-                          path);
-        return wd_err_sys(err, e, "open %s", path);
-    }
-    unsigned char m[4] = {0};
-    ssize_t n = read(fd, m, sizeof m);
-    close(fd);
-    size_t l = strlen(path);
-    if (n == 4 && m[0] == 0x7f && m[1] == 'E' && m[2] == 'L' && m[3] == 'F')
-        return 0;
-    if (l > 5 && strcmp(path + l - 5, ".toml") == 0)
-        return 0;
-    return wd_err(err, EINVAL,
-                  "%s is not an ELF executable; give weaver.toml (a *.toml file) or a Service "
-                  "Weaver app binary built for linux",
-                  path);
-}
-
 /* Every [docker] listener must be one the app declares. */
 static int check_listeners(const struct wd_config *cfg, const struct wd_binary_info *bin,
                            struct wd_error **err)
@@ -416,21 +355,13 @@ static int check_listeners(const struct wd_config *cfg, const struct wd_binary_i
     return 0;
 }
 
-static bool has_component(const struct wd_binary_info *bin, const char *name)
-{
-    for (size_t i = 0; i < bin->ncomponents; i++)
-        if (strcmp(bin->components[i], name) == 0)
-            return true;
-    return false;
-}
-
 /* [docker] groups must name components of the app; colocate names that are not are probably
  * typos (weaver accepts them, so only warn). */
 static int check_groups(const struct wd_config *cfg, const struct wd_binary_info *bin,
                         struct wd_error **err)
 {
     for (size_t i = 0; i < cfg->ngroups; i++)
-        if (!has_component(bin, cfg->groups[i].component))
+        if (!wd_binary_has_component(bin, cfg->groups[i].component))
             return wd_err(err, EINVAL,
                           "%s:%d: [docker] groups.\"%s\": the app has no such component (see "
                           "'weaver-docker inspect %s')",
@@ -438,7 +369,7 @@ static int check_groups(const struct wd_config *cfg, const struct wd_binary_info
                           cfg->groups[i].component, cfg->binary);
     for (size_t i = 0; i < cfg->ncolocate; i++)
         for (size_t j = 0; j < cfg->colocate[i].n; j++)
-            if (!has_component(bin, cfg->colocate[i].v[j]))
+            if (!wd_binary_has_component(bin, cfg->colocate[i].v[j]))
                 wd_warn("colocate names \"%s\", which the app does not have (a typo?)",
                         cfg->colocate[i].v[j]);
     return 0;
@@ -490,7 +421,7 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 
     struct wd_config *cfg = NULL;
     struct wd_binary_info *bin = NULL;
-    int r = check_input(argv[optind], err);
+    int r = wd_config_check_input(argv[optind], err);
     if (r < 0)
         return r;
     if ((r = wd_config_load(argv[optind], &cfg, err)) < 0)

@@ -1086,3 +1086,20 @@ void wd_binary_info_free(struct wd_binary_info *b)
     free_strv(b->needed.v, b->needed.n);
     free(b);
 }
+
+bool wd_binary_has_component(const struct wd_binary_info *b, const char *name)
+{
+    for (size_t i = 0; i < b->ncomponents; i++)
+        if (strcmp(b->components[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool wd_binary_has_listener(const struct wd_binary_info *b, const char *name)
+{
+    for (size_t j = 0; j < b->nlisteners; j++)
+        for (size_t k = 0; k < b->listeners[j].names.n; k++)
+            if (strcmp(b->listeners[j].names.v[k], name) == 0)
+                return true;
+    return false;
+}

@@ -77,6 +77,10 @@ int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **
  * the raw machine name if unknown. */
 const char *wd_host_goarch(void);
 
+/* Whether the binary declares this component (full name) / this listener name. */
+bool wd_binary_has_component(const struct wd_binary_info *b, const char *name);
+bool wd_binary_has_listener(const struct wd_binary_info *b, const char *name);
+
 /* wd_binary_info_free - NULL-safe. */
 void wd_binary_info_free(struct wd_binary_info *b);
 static inline void wd_binary_info_freep(struct wd_binary_info **b) { wd_binary_info_free(*b); }

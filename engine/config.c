@@ -760,3 +760,38 @@ void wd_config_free(struct wd_config *c)
     free(c->groups);
     free(c);
 }
+
+int wd_config_check_input(const char *path, struct wd_error **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return wd_err(err, ENOENT, "%s does not exist; give the app's weaver.toml or binary",
+                          path);
+        return wd_err_sys(err, e, "open %s", path);
+    }
+    unsigned char m[4] = {0};
+    ssize_t n = read(fd, m, sizeof m);
+    close(fd);
+    size_t l = strlen(path);
+    if (n == 4 && m[0] == 0x7f && m[1] == 'E' && m[2] == 'L' && m[3] == 'F')
+        return 0;
+    if (l > 5 && strcmp(path + l - 5, ".toml") == 0)
+        return 0;
+    return wd_err(err, EINVAL,
+                  "%s is not an ELF executable; give weaver.toml (a *.toml file) or a Service "
+                  "Weaver app binary built for linux",
+                  path);
+}
+
+bool wd_config_valid_app_name(const char *s)
+{
+    if (!*s || strlen(s) > 40)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              (*p == '.' && p != s)))
+            return false;
+    return true;
+}

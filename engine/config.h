@@ -13,6 +13,7 @@
 #ifndef WD_ENGINE_CONFIG_H
 #define WD_ENGINE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,13 @@ struct wd_config {
  * On success *out is set and owned by the caller (wd_config_free). */
 int wd_config_load(const char *path, struct wd_config **out, struct wd_error **err);
 void wd_config_free(struct wd_config *c); /* NULL-safe */
+
+/* wd_config_check_input - the argument of up/compose is a weaver.toml (by its name, as weaver
+ * requires) or an ELF binary. Returns 0, -ENOENT (missing) or -EINVAL, with a one-line error. */
+int wd_config_check_input(const char *path, struct wd_error **err);
+/* wd_config_valid_app_name - the app name can name containers, networks and image tags:
+ * 1-40 of [a-z0-9_-.], not starting with a dot. */
+bool wd_config_valid_app_name(const char *s);
 
 /* wd_config_parse - like wd_config_load for a weaver.toml already in memory. path is the file
  * name used in messages and to resolve a relative binary (relative to the current directory

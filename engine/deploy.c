@@ -37,6 +37,7 @@ char *wd_component_short(const char *full)
     return xasprintf("%.*s.%s", (int)(last - start), start, last + 1);
 }
 
+/* "shop-cart": lower case, [a-z0-9-] only, from the short name. */
 static char *slugify(const char *s)
 {
     char *out = xstrdup(s);
@@ -48,6 +49,12 @@ static char *slugify(const char *s)
             *p = '-';
     }
     return out;
+}
+
+char *wd_component_slug(const char *full)
+{
+    autofree char *s = wd_component_short(full);
+    return slugify(s);
 }
 
 static struct wd_component *find_comp(struct wd_deploy *d, const char *name)

@@ -174,5 +174,7 @@ void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((fo
 
 /* Short display name of a component ("shop.Cart"). Caller frees. */
 char *wd_component_short(const char *full);
+/* Its slug for container, service and file names ("shop-cart"). Caller frees. */
+char *wd_component_slug(const char *full);
 
 #endif

@@ -2,6 +2,8 @@
 #include "engine/image.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -883,4 +885,29 @@ int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct w
             (long long)r.elapsed_ms);
     *out = r;
     return 0;
+}
+
+/* $WEAVER_DOCKER_SHIM, shim/ next to our executable (the build tree), or
+ * ../lib/weaver-docker/ (installed). */
+char *wd_image_find_shim(void)
+{
+    const char *env = getenv("WEAVER_DOCKER_SHIM");
+    if (env && *env)
+        return xstrdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *dir = dirname(exe);
+    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
+                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (found == NULL && access(cands[i], R_OK) == 0)
+            found = cands[i];
+        else
+            free(cands[i]);
+    }
+    return found;
 }

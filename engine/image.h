@@ -76,6 +76,10 @@ void wd_image_result_free(struct wd_image_result *r);
 int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct wd_image_result *out,
                     struct wd_error **err);
 
+/* wd_image_find_shim - the static shim to put into images: $WEAVER_DOCKER_SHIM, shim/ next to
+ * our executable, or ../lib/weaver-docker/ from it. Caller frees; NULL if none is readable. */
+char *wd_image_find_shim(void);
+
 /* ---- pure parts, exposed for tests and tools ---- */
 
 struct wd_elf_info {
