@@ -13,7 +13,12 @@
 #   4. shim: VmRSS of PID 1 of every container (max, mean) and the binary's size.
 #   5. wide (50 groups + main): `up -d` -> first "50 ok" vs a bare create+start of 51
 #      containers from the same image through our client (bench/startn.c). Goal <= 1.1x.
-#   Then bench/engine.sh (engine client figures), if present.
+#   First bench/engine.sh (engine client figures), then bench/hostports.sh (host_ports latency
+#   against the host database directly), bench/mtls.sh (component-call latency with [docker]
+#   mtls = true against without), bench/logflood.sh (log lines/s with the terminal read or
+#   not, against weaver multi; listener p99 during a flood) and bench/listener.sh (wrk's
+#   requests/s through the listener against the container directly; its listener_* lines make
+#   a row of the table); their *_ lines go into the summary, if present.
 #
 # Everything created carries WEAVER_DOCKER_LABELS=org.weaver-docker.test=bench-<pid> and is
 # removed on exit (containers, networks; images are kept). App names bench-shop/bench-wide, own
@@ -272,6 +277,72 @@ while [ $done_reps -lt "$REPS" ] && [ $attempt -le "$REPS" ]; do
 done
 put wide_n $NWIDE
 
+# ---- host_ports figures (another script, issue 17): its table below, its lines in our summary ----
+HP_OUT=$TMP/hostports.out
+: >"$HP_OUT"
+if [ -e "$ROOT/bench/hostports.sh" ]; then
+    log "bench/hostports.sh"
+    rc=0
+    bash "$ROOT/bench/hostports.sh" "$BUILD" >"$HP_OUT" || rc=$?
+    [ $rc = 0 ] || put note "bench/hostports.sh failed (exit $rc)"
+    while IFS= read -r l; do
+        case $l in
+        hostports_skipped=*) put note "host_ports figures skipped: ${l#*=}" ;;
+        hostports_*=*) put detail "$l" ;;
+        esac
+    done <"$HP_OUT"
+else
+    put note "bench/hostports.sh not present: host_ports figures skipped"
+fi
+
+# ---- mtls figures (another script, issue 10 item 5): its table below, its lines in our summary ----
+MT_OUT=$TMP/mtls.out
+: >"$MT_OUT"
+if [ -e "$ROOT/bench/mtls.sh" ]; then
+    log "bench/mtls.sh"
+    rc=0
+    bash "$ROOT/bench/mtls.sh" "$BUILD" >"$MT_OUT" || rc=$?
+    [ $rc = 0 ] || put note "bench/mtls.sh failed (exit $rc)"
+    while IFS= read -r l; do
+        case $l in
+        mtls_*=*) put detail "$l" ;;
+        esac
+    done <"$MT_OUT"
+else
+    put note "bench/mtls.sh not present: mtls figures skipped"
+fi
+
+# ---- log flood figures (issue 16): lines/s to the log file, terminal read or not, vs multi ----
+LF_OUT=$TMP/logflood.out
+: >"$LF_OUT"
+log "bench/logflood.sh"
+rc=0
+bash "$ROOT/bench/logflood.sh" "$BUILD" >"$LF_OUT" || rc=$?
+[ $rc = 0 ] || put note "bench/logflood.sh failed (exit $rc)"
+while IFS= read -r l; do
+    case $l in
+    logflood_*=*) put detail "$l" ;;
+    esac
+done <"$LF_OUT"
+
+# ---- listener throughput (another script, issue 10): its table below, its figures in ours ----
+LS_OUT=$TMP/listener.out
+: >"$LS_OUT"
+if [ -e "$ROOT/bench/listener.sh" ]; then
+    log "bench/listener.sh"
+    rc=0
+    bash "$ROOT/bench/listener.sh" "$BUILD" >"$LS_OUT" || rc=$?
+    [ $rc = 0 ] || put note "bench/listener.sh failed (exit $rc)"
+    while IFS= read -r l; do
+        case $l in
+        listener_skipped=*) put note "listener throughput skipped: ${l#*=}" ;;
+        listener_*=*) put "${l%%=*}" "${l#*=}" ;;
+        esac
+    done <"$LS_OUT"
+else
+    put note "bench/listener.sh not present: listener throughput skipped"
+fi
+
 # ---- table ----
 python3 - "$RES" <<'EOF' >>"$RES"
 import json, statistics, sys
@@ -299,6 +370,21 @@ if lines:
     print("detail=wide baseline, median run: " + best)
 EOF
 log "done measuring"
+if grep -qv '^hostports_' "$HP_OUT"; then
+    echo
+    echo "== bench/hostports.sh"
+    grep -v '^hostports_' "$HP_OUT"
+fi
+if grep -qv '^mtls_' "$MT_OUT"; then
+    echo
+    echo "== bench/mtls.sh"
+    grep -v '^mtls_' "$MT_OUT"
+fi
+if grep -qv '^listener_' "$LS_OUT"; then
+    echo
+    echo "== bench/listener.sh"
+    grep -v '^listener_' "$LS_OUT"
+fi
 echo
 echo "== weaver-docker bench ($(basename "$BUILD"), engine $(sed -n 's/^engine_version=//p' "$RES"), $(nproc) CPUs)"
 $PY report "$RES"

@@ -5,6 +5,8 @@
 #include "engine/error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 struct wd_ctx {
     const char *host; /* --host / -H: engine address (unix:///path), or NULL to search */
@@ -21,5 +23,19 @@ int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
 /* internal: the manager service of a compose file (not in the usage listing) */
 int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_version(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+
+/* After getopt_long returned '?': one line naming the option, for exit status 2. */
+int wd_cmd_bad_option(const char *cmd, char **argv, const char *optstring,
+                      struct wd_error **err);
+
+/* Rows of text cells printed in columns as wide as their widest cell (at most 16 columns). */
+struct wd_table {
+    size_t ncols;
+    char ***rows;
+    size_t nrows;
+};
+void wd_table_add(struct wd_table *t, const char *const *cells);
+void wd_table_print(struct wd_table *t, FILE *out, const char *indent);
+void wd_table_free(struct wd_table *t);
 
 #endif

@@ -12,6 +12,7 @@
 #include "engine/log.h"
 #include "engine/proxy.h"
 #include "engine/rt_compose.h"
+#include "engine/secrets.h"
 #include "engine/util.h"
 
 #include <arpa/inet.h>
@@ -31,25 +32,32 @@
 #define MANAGER_BIN "/weaver-docker"
 
 static const char compose_usage[] =
-    "Usage: weaver-docker compose [OPTIONS] <weaver.toml | BINARY>\n"
+    "Usage: weaver-docker compose [OPTIONS] [weaver.toml | DIR | BINARY]\n"
     "Write a compose file that runs the app with docker-compose (1.29), docker compose (v2) or\n"
     "'docker stack deploy', with no weaver-docker process on the host: a 'manager' service runs\n"
     "the deployer and serves the listeners; every colocation group is a service whose replicas\n"
     "register with the manager. Builds (or reuses) one image holding the app, the shim and\n"
     "weaver-docker itself, and refers to it by ID, so nothing is pulled. A listener configured\n"
     "at port 0 gets a free port of this host, chosen now. The file holds a secret generated for\n"
-    "it (the link token): treat it like a password.\n\n"
+    "it (the link token), and the values of [docker] env and env_file: treat it like a\n"
+    "password. [docker] secrets are copied to FILE.secrets/, next to it.\n\n"
     "Options:\n"
-    "  -o, --output=FILE      where to write (default: docker-compose.yml; '-' = stdout)\n"
+    "  -o, --output=FILE      where to write (default: docker-compose.yml; '-' = stdout, not\n"
+    "                         with [docker] secrets)\n"
     "  --save-images=DIR      also write the image as DIR/<app>-<id>.tar for 'docker load' on\n"
     "                         other machines (every swarm node needs it)\n"
+    "  -f, --file=FILE        the weaver.toml or binary (default: ./weaver.toml)\n"
     "  -p, --project=NAME     project or stack name used in the printed commands (default:\n"
     "                         the app name)\n"
+    "  --swarm                write the file for 'docker stack deploy' (one DNS answer per\n"
+    "                         task; listeners on every interface, which Swarm requires);\n"
+    "                         without it, for docker compose: a localhost listener is\n"
+    "                         published on 127.0.0.1 only\n"
     "  -h, --help             print this help and exit\n\n"
     "Exit status: 0 written, 1 error, 2 invalid input.\n\n"
     "Examples:\n"
     "  weaver-docker compose weaver.toml && docker-compose up -d\n"
-    "  weaver-docker compose -o shop.yml --save-images /tmp/img weaver.toml\n"
+    "  weaver-docker compose --swarm -o shop.yml --save-images /tmp/img weaver.toml\n"
     "  docker stack deploy --resolve-image never -c shop.yml shop\n";
 
 /* ---- inputs (the same checks as `up`) ---- */
@@ -106,6 +114,13 @@ static struct grp *make_groups(const struct wd_config *cfg, const struct wd_bina
         if (!grouped(g, ng, c))
             grp_add(&g[ng++], c);
     }
+    char **names = xcalloc(ng + 1, sizeof *names); /* as engine/deploy.c numbers them */
+    for (size_t i = 0; i < ng; i++)
+        names[i] = g[i].service;
+    wd_unique_names(names, ng);
+    for (size_t i = 0; i < ng; i++)
+        g[i].service = names[i];
+    free(names);
     for (size_t i = 0; i < ng; i++) {
         g[i].replicas = cfg->replicas > 0 ? cfg->replicas : 1;
         for (size_t k = 0; k < cfg->ngroups; k++)
@@ -147,13 +162,13 @@ static int free_port(uint16_t *out, struct wd_error **err)
 }
 
 /* Every listener the binary declares gets a fixed port: the configured one, or a free one. */
-static int listener_ports(const struct wd_config *cfg, const struct wd_binary_info *bin,
+static int listener_ports(const struct wd_config *cfg, const struct wd_binary_info *bin, bool swarm,
                           struct wd_compose_listener **out, size_t *nout, struct wd_error **err)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (!wd_binary_has_listener(bin, cfg->listeners[i].name))
             return wd_err(err, EINVAL, "%s:%d: [docker] listener \"%s\" is not declared by the app",
-                          cfg->path ? cfg->path : "config", cfg->listeners[i].line,
+                          cfg->path_shown ? cfg->path_shown : "config", cfg->listeners[i].line,
                           cfg->listeners[i].name);
     struct wd_compose_listener *v = NULL;
     size_t n = 0;
@@ -181,15 +196,32 @@ static int listener_ports(const struct wd_config *cfg, const struct wd_binary_in
                         "weaver-docker: listener \"%s\" has port 0 (%s) in the config: the file "
                         "publishes port %u, free on this host now\n",
                         name, addr, (unsigned)chosen);
-            } else if (*host && strcmp(host, "localhost") != 0 && strcmp(host, "0.0.0.0") != 0 &&
-                       strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::") != 0) {
-                fprintf(stderr,
-                        "weaver-docker: listener \"%s\": compose publishes port %u on all "
-                        "interfaces (host %s is not kept)\n",
-                        name, (unsigned)chosen, host);
             }
+            /* where up would listen, compose publishes: loopback stays loopback */
+            const char *ip = NULL;
+            unsigned char a6[16];
+            if (strcmp(host, "localhost") == 0)
+                ip = "127.0.0.1";
+            else if (*host && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
+                     (inet_pton(AF_INET, host, a6) == 1 || inet_pton(AF_INET6, host, a6) == 1))
+                ip = host;
+            else if (*host && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+                fprintf(stderr,
+                        "weaver-docker: listener \"%s\": %s is not an IP address; the file "
+                        "publishes port %u on every interface\n",
+                        name, host, (unsigned)chosen);
+            if (ip && swarm)
+                fprintf(stderr,
+                        "weaver-docker: listener \"%s\" is on %s in the config, but Swarm "
+                        "cannot publish on one address: under 'docker stack deploy' port %u is "
+                        "open on every interface of the node (firewall it, or run the file "
+                        "without --swarm under docker compose)\n",
+                        name, ip, (unsigned)chosen);
             v = xrealloc(v, (n + 1) * sizeof *v);
-            v[n++] = (struct wd_compose_listener){.name = name, .port = chosen};
+            v[n] = (struct wd_compose_listener){.name = name, .port = chosen};
+            if (ip)
+                snprintf(v[n].host_ip, sizeof v[n].host_ip, "%s", ip);
+            n++;
         }
     *out = v;
     *nout = n;
@@ -205,36 +237,7 @@ static int write_atomic(const char *path, const void *data, size_t len, struct w
             return wd_err_sys(err, errno, "write stdout");
         return 0;
     }
-    autofree char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* it holds a secret */
-    if (fd < 0)
-        return wd_err_sys(err, errno, "create %s", tmp);
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return wd_err_sys(err, e, "write %s", tmp);
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return wd_err_sys(err, e, "write %s", tmp);
-    }
-    if (rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return wd_err_sys(err, e, "rename %s to %s", tmp, path);
-    }
-    return 0;
+    return wd_write_file_atomic(path, data, len, err); /* 0600: it holds a secret */
 }
 
 struct save_sink {
@@ -303,34 +306,122 @@ static int save_image(struct wd_docker *dk, const char *app, const char *id, con
     return 0;
 }
 
+/* ---- [docker] volumes, secrets, networks ---- */
+
+struct world {
+    struct wd_compose_volume *volumes;
+    struct wd_compose_secret *secrets;
+    char **secret_files;
+    char *secrets_dir;     /* OUTPUT.secrets: the copies docker-compose and stack read */
+    const char *owned[64]; /* named-volume targets, owned by the app's user in the image */
+    size_t nowned;
+};
+
+static void world_of(const struct wd_config *cfg, const char *output, struct world *w)
+{
+    w->volumes = xcalloc(cfg->nvolumes + 1, sizeof *w->volumes);
+    for (size_t i = 0; i < cfg->nvolumes; i++) {
+        const struct wd_volume_cfg *v = &cfg->volumes[i];
+        w->volumes[i] = (struct wd_compose_volume){
+            .bind = v->bind, .source = v->source, .target = v->target, .read_only = v->read_only};
+        if (!v->bind && w->nowned < WD_ARRAY_LEN(w->owned))
+            w->owned[w->nowned++] = v->target;
+    }
+    w->secrets = xcalloc(cfg->nsecrets + 1, sizeof *w->secrets);
+    w->secret_files = xcalloc(cfg->nsecrets + 1, sizeof *w->secret_files);
+    if (cfg->nsecrets == 0)
+        return;
+    w->secrets_dir = xasprintf("%s.secrets", output);
+    /* relative to the compose file, which docker-compose and stack both resolve against the
+     * file's directory: the file and its secrets move together */
+    const char *base = strrchr(output, '/') ? strrchr(output, '/') + 1 : output;
+    for (size_t i = 0; i < cfg->nsecrets; i++) {
+        w->secret_files[i] = xasprintf("./%s.secrets/%s", base, cfg->secrets[i].name);
+        w->secrets[i] = (struct wd_compose_secret){cfg->secrets[i].name, w->secret_files[i]};
+    }
+}
+
+static void world_free(struct world *w)
+{
+    for (size_t i = 0; w->secret_files && w->secret_files[i]; i++)
+        free(w->secret_files[i]);
+    free(w->secret_files);
+    free(w->secrets);
+    free(w->volumes);
+    free(w->secrets_dir);
+}
+
+/* [docker] networks are external to the file: say so when this engine lacks one (the file may
+ * well be meant for another engine, so it is no error). */
+static void check_networks(struct wd_docker *dk, const struct wd_config *cfg)
+{
+    for (size_t i = 0; i < cfg->networks.n; i++) {
+        struct wd_network_info ni = {0};
+        autoerr struct wd_error *nerr = NULL;
+        int r = wd_docker_network_inspect(dk, cfg->networks.v[i], &ni, &nerr);
+        wd_network_info_free(&ni);
+        if (r == -ENOENT)
+            fprintf(stderr,
+                    "weaver-docker: [docker] networks: \"%s\" does not exist on this engine; "
+                    "create it before starting the file (swarm: an overlay network)\n",
+                    cfg->networks.v[i]);
+    }
+}
+
 /* ---- the command ---- */
 
 struct compose_opts {
     const char *output;
     const char *save_dir;
     const char *project;
+    bool swarm;
 };
 
 static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts *co,
                struct wd_config *cfg, struct wd_binary_info *bin, struct wd_error **err)
 {
     (void)input;
-    if (!wd_config_valid_app_name(cfg->name))
+    if (wd_config_check_app_name(cfg->name, err) < 0)
+        return -EINVAL;
+    if (cfg->mtls) /* the weavelets ask the deployer for their keys and for every peer check */
         return wd_err(err, EINVAL,
-                      "app name \"%s\" cannot name services and images; set [serviceweaver] "
-                      "name to lowercase letters, digits, '-', '_' or '.'",
-                      cfg->name);
+                      "%s: [docker] mtls = true needs weaver-docker up: a compose file has no "
+                      "deployer to issue and check the weavelets' certificates",
+                      cfg->path_shown ? cfg->path_shown : cfg->binary);
+    if (cfg->nsecrets && strcmp(co->output, "-") == 0)
+        return wd_err(err, EINVAL,
+                      "%s: [docker] secrets need an output file (-o FILE): compose puts their "
+                      "copies next to it, in FILE.secrets/",
+                      cfg->path_shown ? cfg->path_shown : cfg->binary);
     size_t nl = 0;
-    struct wd_compose_listener *ls = NULL;
-    int r = listener_ports(cfg, bin, &ls, &nl, err);
+    autofree struct wd_compose_listener *ls = NULL;
+    int r = listener_ports(cfg, bin, co->swarm, &ls, &nl, err);
     if (r < 0)
         return r;
-    autofree struct wd_compose_listener *ls_owned = ls;
     size_t ng = 0;
     struct grp *g = make_groups(cfg, bin, &ng);
     struct wd_compose_group *cg = xcalloc(ng + 1, sizeof *cg);
-    for (size_t i = 0; i < ng; i++)
-        cg[i] = (struct wd_compose_group){g[i].name, g[i].service, g[i].replicas};
+    bool pids_set = false;
+    for (size_t i = 0; i < ng; i++) {
+        const struct wd_strv *env = wd_config_group_env(cfg, g[i].name);
+        struct wd_resources res = wd_config_group_res(cfg, g[i].name);
+        cg[i] = (struct wd_compose_group){.name = g[i].name,
+                                          .service = g[i].service,
+                                          .replicas = g[i].replicas,
+                                          .env = (const char *const *)env->v,
+                                          .nenv = env->n,
+                                          .memory_bytes = res.memory_bytes,
+                                          .nano_cpus = res.nano_cpus,
+                                          .pids = res.pids};
+        pids_set = pids_set || (res.pids != 0 && res.pids != WD_CONFIG_DEFAULT_PIDS);
+    }
+    /* pids_limit is valid for docker-compose only ('docker stack deploy' rejects the key, and
+     * deploy.resources.limits.pids is 3.9 only and rejected by docker-compose 1.29): written
+     * only when weaver.toml asks for a limit other than up's default */
+    for (size_t i = 0; i < ng && (!pids_set || co->swarm); i++)
+        cg[i].pids = 0;
+    struct world w = {0};
+    world_of(cfg, co->output, &w);
 
     autofree char *config_text = NULL;
     size_t clen = 0;
@@ -354,6 +445,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         r = wd_docker_connect(ctx->host, &dk, err);
     const char *bname = strrchr(cfg->binary, '/') ? strrchr(cfg->binary, '/') + 1 : cfg->binary;
     if (r == 0) {
+        check_networks(dk, cfg);
         struct wd_kv ilabels[] = {{WD_LABEL_ROLE, "image"}};
         struct wd_image_extra extra[] = {{self, MANAGER_BIN}};
         struct wd_image_spec is = {
@@ -368,6 +460,9 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
             .nlabels = 1,
             .extra = extra,
             .nextra = 1,
+            /* a new named volume takes the owner of its target in the image: the app's user */
+            .owned_dirs = w.owned,
+            .nowned_dirs = w.nowned,
         };
         if ((r = wd_image_ensure(dk, &is, &img, err)) < 0)
             wd_err_wrap(err, "image for %s", cfg->name);
@@ -402,6 +497,17 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
             .nenv = cfg->env.n,
             .labels = lab,
             .nlabels = nlab,
+            .volumes = w.volumes,
+            .nvolumes = cfg->nvolumes,
+            .secrets = w.secrets,
+            .nsecrets = cfg->nsecrets,
+            .networks = (const char *const *)cfg->networks.v,
+            .nnetworks = cfg->networks.n,
+            .extra_hosts = (const char *const *)cfg->extra_hosts.v,
+            .nextra_hosts = cfg->extra_hosts.n,
+            .host_ports = cfg->host_ports,
+            .swarm = co->swarm,
+            .nhost_ports = cfg->nhost_ports,
         };
         const char *hdr = "# Written by weaver-docker compose: runs this Service Weaver app with\n"
                           "# docker-compose, docker compose or docker stack deploy.\n"
@@ -410,9 +516,16 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         r = wd_compose_render(&spec, &yml, err);
         free(lab);
     }
+    /* the secrets' copies first: the file must not name copies that are not there */
     if (r == 0)
-        r = write_atomic(co->output, yml.data, yml.len, err);
+        r = wd_secrets_stage(cfg, w.secrets_dir, err);
+    if (r == 0 && (r = write_atomic(co->output, yml.data, yml.len, err)) < 0)
+        wd_secrets_remove(cfg, w.secrets_dir);
     wd_buf_free(&yml);
+    if (r == 0 && pids_set && co->swarm)
+        fprintf(stderr,
+                "weaver-docker: [docker] pids is left out: 'docker stack deploy' rejects "
+                "pids_limit (without --swarm, the file sets it for docker compose)\n");
     autofree char *saved = NULL;
     size_t saved_bytes = 0;
     if (r == 0 && co->save_dir)
@@ -429,12 +542,19 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         if (saved)
             fprintf(o, "saved the image to %s (%zu bytes): 'docker load -i %s' on each machine\n",
                     saved, saved_bytes, saved);
-        fprintf(o,
-                "run:   docker-compose -f %s -p %s up -d\n"
-                "swarm: docker stack deploy --resolve-image never -c %s %s\n",
-                co->output, proj, co->output, proj);
+        if (cfg->nsecrets)
+            fprintf(o,
+                    "secrets: copies in %s/ (readable by the container user only; keep them "
+                    "next to the file)\n",
+                    w.secrets_dir);
+        if (co->swarm)
+            fprintf(o, "run:   docker stack deploy --resolve-image never -c %s %s\n", co->output,
+                    proj);
+        else
+            fprintf(o, "run:   docker-compose -f %s -p %s up -d\n", co->output, proj);
     }
     wd_image_result_free(&img);
+    world_free(&w);
     free(cg);
     groups_free(g, ng);
     return r;
@@ -445,13 +565,22 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"save-images", required_argument, NULL, 's'},
                                          {"project", required_argument, NULL, 'p'},
+                                         {"file", required_argument, NULL, 'f'},
+                                         {"swarm", no_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct compose_opts co = {.output = "docker-compose.yml"};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "o:p:h", opts, NULL)) != -1) {
+    const char *file = NULL;
+    while ((c = getopt_long(argc, argv, "o:p:f:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'f':
+            file = optarg;
+            break;
+        case 'S':
+            co.swarm = true;
+            break;
         case 'o':
             co.output = optarg;
             break;
@@ -465,19 +594,21 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
             fputs(compose_usage, stdout);
             return 0;
         default:
-            return wd_err(err, EINVAL, "compose: bad option (see 'weaver-docker compose --help')");
+            return wd_cmd_bad_option("compose", argv, "o:p:f:h", err);
         }
     }
-    if (optind != argc - 1)
+    if (argc - optind > (file ? 0 : 1))
         return wd_err(err, EINVAL,
-                      "compose: give exactly one weaver.toml or app binary (see 'weaver-docker "
-                      "compose --help')");
-    const char *input = argv[optind];
+                      "compose: give one weaver.toml, directory or app binary (see "
+                      "'weaver-docker compose --help')");
+    autofree char *input = NULL;
     struct wd_config *cfg = NULL;
     struct wd_binary_info *bin = NULL;
-    int r = wd_config_check_input(input, err);
+    int r = wd_config_resolve_input(file ? file : optind < argc ? argv[optind] : NULL, &input, err);
     if (r == 0)
         r = wd_config_load(input, &cfg, err);
+    if (r == 0)
+        r = wd_config_check_binary(cfg, err);
     if (r == 0)
         r = wd_binary_inspect(cfg->binary, &bin, err);
     if (r == 0)

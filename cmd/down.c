@@ -1,5 +1,6 @@
 #include "cmd/cmd.h"
 #include "engine/docker.h"
+#include "engine/docker_internal.h"
 #include "engine/json.h"
 #include "engine/state.h"
 #include "engine/util.h"
@@ -17,22 +18,27 @@ static const char down_usage[] =
     "and the network it created. Works also when its deployer was killed. Apps run by a\n"
     "compose file are left alone (use docker compose down).\n\n"
     "Options:\n"
-    "  --rmi        also remove the app's images\n"
-    "  -a, --all    every app that weaver-docker runs\n"
-    "  -h, --help   print this help and exit\n\n"
+    "  --rmi          also remove the app's images\n"
+    "  -v, --volumes  also remove the app's named volumes ([docker] volumes; kept otherwise)\n"
+    "  -a, --all      every app that weaver-docker runs\n"
+    "  -h, --help     print this help and exit\n\n"
     "Exit status: 0 success (also when nothing was up), 1 error, 2 invalid input.\n";
 
 int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {{"rmi", no_argument, NULL, 'r'},
                                          {"all", no_argument, NULL, 'a'},
+                                         {"volumes", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    bool rmi = false, all = false;
+    bool rmi = false, all = false, volumes = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ahv", opts, NULL)) != -1) {
         switch (c) {
+        case 'v':
+            volumes = true;
+            break;
         case 'r':
             rmi = true;
             break;
@@ -43,7 +49,7 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
             fputs(down_usage, stdout);
             return 0;
         default:
-            return wd_err(err, EINVAL, "down: bad option (see 'weaver-docker down --help')");
+            return wd_cmd_bad_option("down", argv, "ahv", err);
         }
     }
     if (argc - optind > 1)
@@ -51,20 +57,37 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     const char *app = optind < argc ? argv[optind] : NULL;
     autodocker struct wd_docker *dk = NULL;
     int r = wd_docker_connect(ctx->host, &dk, err);
-    if (r < 0)
-        return r;
     struct wd_deployment_rec *recs = NULL;
     size_t n = 0;
-    if ((r = wd_state_list(dk, app, &recs, &n, err)) < 0)
+    if (r < 0) { /* no engine: process-runtime deployments can still be stopped */
+        wd_state_list_process(app, &recs, &n);
+        if (n == 0 || rmi || volumes) {
+            wd_state_free(recs, n);
+            return r;
+        }
+        wd_err_free(err);
+        dk = NULL;
+        r = 0;
+    } else if ((r = wd_state_list_all(dk, app, &recs, &n, err)) < 0) {
         return r;
+    }
     if (app == NULL && !all) { /* never guess on an engine others share */
         wd_state_free(recs, n);
         return wd_err(err, EINVAL,
                       "down: name the APP to stop (see 'weaver-docker ps'), or use --all");
     }
+    if (n == 0) /* first: what --rmi or --volumes then remove is not a deployment */
+        printf(app ? "%s is not up\n" : "no app is up\n", app);
     struct wd_cleanup_stats total = {0};
     for (size_t i = 0; i < n && r == 0; i++) {
         /* count first: a live deployer removes its own containers when told to stop */
+        if (recs[i].process) {
+            r = wd_state_remove(dk, &recs[i], 20000, NULL, err);
+            if (r == 0)
+                printf("%s: deployment %.8s removed (processes)\n", recs[i].app,
+                       recs[i].deployment);
+            continue;
+        }
         autofree char *dl = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, recs[i].deployment);
         const char *dlabels[1] = {dl};
         struct wd_container_summary *cs = NULL;
@@ -89,7 +112,7 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     /* Containers of one of our deployments whose network is already gone (a crash between
      * the two removals). Only containers with a deployment label: those made by a compose
      * file have none and belong to docker compose. */
-    if (r == 0) {
+    if (r == 0 && dk) {
         autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
         const char *labels[2] = {lab, WD_LABEL_DEPLOYMENT};
         struct wd_container_summary *cs = NULL;
@@ -106,8 +129,10 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     if (r == 0 && rmi) {
         /* one label only: Podman 4.3's image list returns nothing for two label filters */
         autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
-        char *esc = curl_easy_escape(NULL, lab, 0);
-        autofree char *path = xasprintf("/images/json?filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D", esc);
+        const char *labs[1] = {lab};
+        autofree char *filters = wd_docker_filters_json(labs, 1, NULL, NULL, 0);
+        char *esc = curl_easy_escape(NULL, filters, 0);
+        autofree char *path = xasprintf("/images/json?filters=%s", esc);
         curl_free(esc);
         cJSON *imgs = NULL;
         size_t removed = 0;
@@ -123,11 +148,23 @@ int wd_cmd_down(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
         if (r == 0)
             printf("removed %zu image%s\n", removed, removed == 1 ? "" : "s");
     }
-    if (r == 0 && n == 0) {
-        if (app)
-            printf("%s is not up\n", app);
-        else
-            printf("no app is up\n");
+    if (r == 0 && volumes) {
+        autofree char *lab = app ? xasprintf("%s=%s", WD_LABEL_APP, app) : xstrdup(WD_LABEL_APP);
+        const char *labels[2] = {lab, WD_LABEL_ROLE "=volume"};
+        char **names = NULL;
+        size_t nv = 0, removed = 0;
+        r = wd_docker_volume_list(dk, labels, 2, &names, &nv, err);
+        for (size_t i = 0; i < nv; i++) {
+            autoerr struct wd_error *verr = NULL;
+            if (wd_docker_volume_remove(dk, names[i], &verr) == 0)
+                removed++;
+            else
+                fprintf(stderr, "weaver-docker: %s\n", verr->msg);
+            free(names[i]);
+        }
+        free(names);
+        if (r == 0)
+            printf("removed %zu volume%s\n", removed, removed == 1 ? "" : "s");
     }
     wd_state_free(recs, n);
     return r;

@@ -1,5 +1,7 @@
 #include "cmd/cmd.h"
 #include "engine/binary.h"
+#include "engine/config.h"
+#include "engine/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,9 +9,10 @@
 #include <string.h>
 
 static const char inspect_usage[] =
-    "Usage: weaver-docker inspect BINARY\n"
+    "Usage: weaver-docker inspect [BINARY | weaver.toml | DIR]\n"
     "Show what a Service Weaver application binary declares: weaver module and deployer API\n"
-    "versions, request header format, components, call-graph edges and listeners.\n\n"
+    "versions, request header format, components, call-graph edges and listeners. A weaver.toml\n"
+    "(or a directory holding one; default: the current one) means the binary it names.\n\n"
     "Options:\n"
     "  -h, --help   print this help and exit\n\n"
     "Exit status: 0 success, 1 error, 2 invalid input.\n";
@@ -25,12 +28,31 @@ int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
             fputs(inspect_usage, stdout);
             return 0;
         }
-        return wd_err(err, EINVAL, "inspect: bad option (see 'weaver-docker inspect --help')");
+        return wd_cmd_bad_option("inspect", argv, "h", err);
     }
-    if (optind != argc - 1)
-        return wd_err(err, EINVAL, "inspect: give one app binary");
+    if (argc - optind > 1)
+        return wd_err(err, EINVAL, "inspect: give one app binary, weaver.toml or directory");
+    autofree char *input = NULL;
+    int r = wd_config_resolve_input(optind < argc ? argv[optind] : NULL, &input, err);
+    if (r < 0)
+        return r;
+    autofree char *binary = NULL;
+    size_t il = strlen(input);
+    if (il > 5 && strcmp(input + il - 5, ".toml") == 0) {
+        struct wd_config *cfg = NULL;
+        if ((r = wd_config_load(input, &cfg, err)) < 0)
+            return r;
+        if ((r = wd_config_check_binary(cfg, err)) < 0) {
+            wd_config_free(cfg);
+            return r;
+        }
+        binary = xstrdup(cfg->binary);
+        wd_config_free(cfg);
+    } else {
+        binary = xstrdup(input);
+    }
     struct wd_binary_info *b = NULL;
-    int r = wd_binary_inspect(argv[optind], &b, err);
+    r = wd_binary_inspect(binary, &b, err);
     if (r < 0)
         return r;
     printf("binary:        %s\n", b->path);

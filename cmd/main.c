@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,14 @@ int main(int argc, char **argv)
     struct wd_ctx ctx = {0};
     int c;
     signal(SIGPIPE, SIG_IGN);
+    opterr = 0; /* each command says what is wrong in one line of its own */
+    /* a deployer holds two descriptors per proxied connection: take what the hard limit
+     * allows (listeners pause rather than spin when even that runs out) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
     while ((c = getopt_long(argc, argv, "+H:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'H':
@@ -73,7 +82,9 @@ int main(int argc, char **argv)
             printf("weaver-docker %s\n", WD_VERSION);
             return 0;
         default:
-            usage(stderr);
+            fprintf(stderr, "weaver-docker: %s '%s' (see 'weaver-docker --help')\n",
+                    optopt && strchr("H", optopt) ? "missing value for option" : "unknown option",
+                    argv[optind - 1]);
             return 2;
         }
     }

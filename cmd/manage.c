@@ -25,10 +25,10 @@ static const char manage_usage[] =
     "listeners and prints the weavelets' logs. The config is read from $WEAVER_COMPOSE_CONFIG\n"
     "(weaver.toml text), the link secret from $WEAVER_COMPOSE_TOKEN (64 hex characters).\n\n"
     "Options:\n"
-    "  --port=N            port for the shims (default 7070)\n"
-    "  --listener=NAME=PORT  serve listener NAME on 0.0.0.0:PORT (repeatable)\n"
-    "  --health            exit 0 if a manager answers on --port of this host\n"
-    "  -h, --help          print this help and exit\n\n"
+    "  --port=N               port for the shims (default 7070)\n"
+    "  --listener=NAME=PORT   serve listener NAME on 0.0.0.0:PORT (repeatable)\n"
+    "  --health               exit 0 if a manager answers on --port of this host\n"
+    "  -h, --help             print this help and exit\n\n"
     "Exit status: 0 stopped on request, 1 error, 2 invalid input.\n";
 
 static int health(uint16_t port)
@@ -100,7 +100,7 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
             fputs(manage_usage, stdout);
             return 0;
         default:
-            return wd_err(err, EINVAL, "manage: bad option (see 'weaver-docker manage --help')");
+            return wd_cmd_bad_option("manage", argv, "h", err);
         }
     }
     if (want_health)
@@ -120,7 +120,10 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
 
     struct wd_config *cfg = NULL;
     const char *text = getenv("WEAVER_COMPOSE_CONFIG");
-    int r = text && *text ? wd_config_parse(text, strlen(text), "weaver.toml", &cfg, err)
+    /* the env files, bind sources and secrets named in [docker] are on the host that wrote the
+     * file, not in this container: compose carried them into the file itself */
+    int r = text && *text ? wd_config_parse_ex(text, strlen(text), "weaver.toml",
+                                               WD_CONFIG_NO_FILES, &cfg, err)
                           : wd_config_load(binary, &cfg, err);
     if (r < 0)
         return r;

@@ -15,8 +15,10 @@ static const char ps_usage[] =
     "List the apps weaver-docker runs, with one row per replica: group, replica, container,\n"
     "state, health, address on the app's network, restarts; and each app's listeners.\n\n"
     "Options:\n"
-    "  --json       print one JSON document\n"
-    "  -h, --help   print this help and exit\n\n"
+    "  --json, --format json  print one JSON document (--format table: the default)\n"
+    "  -a, --all              accepted for docker compose habits: stopped and restarting\n"
+    "                         replicas are always listed\n"
+    "  -h, --help             print this help and exit\n\n"
     "Exit status: 0 success, 1 error, 2 invalid input.\n";
 
 static const char *lab(const struct wd_label *l, size_t n, const char *k)
@@ -54,21 +56,31 @@ static void sort_replicas(cJSON *arr)
 
 int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"format", required_argument, NULL, 'F'},
+                                         {"all", no_argument, NULL, 'a'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     bool json = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
         switch (c) {
+        case 'a': /* docker compose's habit: stopped containers are always listed here */
+            break;
         case 'j':
             json = true;
+            break;
+        case 'F':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
+                return wd_err(err, EINVAL, "ps: --format is json or table, not \"%s\"", optarg);
+            json = strcmp(optarg, "json") == 0;
             break;
         case 'h':
             fputs(ps_usage, stdout);
             return 0;
         default:
-            return wd_err(err, EINVAL, "ps: bad option (see 'weaver-docker ps --help')");
+            return wd_cmd_bad_option("ps", argv, "ah", err);
         }
     }
     if (argc - optind > 1)
@@ -76,12 +88,18 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
     const char *app = optind < argc ? argv[optind] : NULL;
     autodocker struct wd_docker *dk = NULL;
     int r = wd_docker_connect(ctx->host, &dk, err);
-    if (r < 0)
-        return r;
     struct wd_deployment_rec *recs = NULL;
     size_t n = 0;
-    if ((r = wd_state_list(dk, app, &recs, &n, err)) < 0)
+    if (r < 0) { /* no engine: process-runtime deployments may still be up */
+        wd_state_list_process(app, &recs, &n);
+        if (n == 0)
+            return r;
+        wd_err_free(err);
+        dk = NULL;
+        r = 0;
+    } else if ((r = wd_state_list_all(dk, app, &recs, &n, err)) < 0) {
         return r;
+    }
     cJSON *root = cJSON_CreateArray();
     for (size_t i = 0; i < n && r == 0; i++) {
         struct wd_deployment_rec *d = &recs[i];
@@ -104,13 +122,42 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                 }
             }
         }
+        cJSON_AddStringToObject(jd, "runtime", d->process ? "process" : "docker");
         cJSON *jr = cJSON_AddArrayToObject(jd, "replicas");
+        if (d->process) { /* the deployer's own word, from its status file */
+            char *buf = NULL;
+            size_t blen = 0;
+            cJSON *st = NULL;
+            if (d->deployer_alive && wd_read_file(d->status_path, 1 << 20, &buf, &blen) == 0)
+                st = cJSON_Parse(buf);
+            free(buf);
+            const cJSON *x;
+            cJSON_ArrayForEach(x, wd_json_arr(st, "replicas"))
+                cJSON_AddItemToArray(jr, cJSON_Duplicate(x, true));
+            cJSON_Delete(st);
+            sort_replicas(jr);
+            continue;
+        }
+        /* the deployer's view, when it runs here: health as soon as GetHealth answered */
+        cJSON *dview = NULL;
+        if (d->deployer_alive && d->log_path && strrchr(d->log_path, '/')) {
+            autofree char *sp = xasprintf("%.*s/" WD_STATE_STATUS_PREFIX "%ld.json",
+                                          (int)(strrchr(d->log_path, '/') - d->log_path),
+                                          d->log_path, d->pid);
+            char *buf = NULL;
+            size_t blen = 0;
+            if (wd_read_file(sp, 1 << 20, &buf, &blen) == 0)
+                dview = cJSON_Parse(buf);
+            free(buf);
+        }
         autofree char *l0 = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, d->deployment);
         const char *labels[1] = {l0};
         struct wd_container_summary *cs = NULL;
         size_t nc = 0;
-        if ((r = wd_docker_container_list(dk, labels, 1, &cs, &nc, err)) < 0)
+        if ((r = wd_docker_container_list(dk, labels, 1, &cs, &nc, err)) < 0) {
+            cJSON_Delete(dview);
             break;
+        }
         for (size_t k = 0; k < nc; k++) {
             struct wd_container_info info = {0};
             autoerr struct wd_error *ierr = NULL;
@@ -123,17 +170,31 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                 (double)strtol(lab(cs[k].labels, cs[k].nlabels, WD_LABEL_REPLICA), NULL, 10));
             cJSON_AddStringToObject(x, "container", cs[k].name);
             cJSON_AddStringToObject(x, "state", cs[k].state);
-            cJSON_AddStringToObject(x, "health", have && info.health ? info.health : "");
+            const char *health = have && info.health ? info.health : "";
+            const char *wl = lab(cs[k].labels, cs[k].nlabels, WD_LABEL_PREFIX "weavelet");
+            const cJSON *v;
+            cJSON_ArrayForEach(v, wd_json_arr(dview, "replicas"))
+            {
+                /* the same weavelet, seen healthy by the deployer before the engine's check */
+                if (strcmp(wd_json_str(v, "weavelet") ? wd_json_str(v, "weavelet") : "", wl) == 0 &&
+                    *wl && !strcmp(health, "starting") &&
+                    !strcmp(wd_json_str(v, "health") ? wd_json_str(v, "health") : "", "healthy"))
+                    health = "healthy (engine: starting)";
+            }
+            cJSON_AddStringToObject(x, "health", health);
             cJSON_AddStringToObject(x, "address", have && info.ip ? info.ip : "");
             cJSON_AddNumberToObject(
                 x, "restarts",
                 (double)strtol(lab(cs[k].labels, cs[k].nlabels, WD_LABEL_RESTARTS), NULL, 10));
             cJSON_AddStringToObject(x, "weavelet",
                                     lab(cs[k].labels, cs[k].nlabels, WD_LABEL_PREFIX "weavelet"));
+            cJSON_AddStringToObject(x, "last_exit",
+                                    lab(cs[k].labels, cs[k].nlabels, WD_LABEL_LAST_EXIT));
             if (have)
                 wd_container_info_free(&info);
         }
         wd_container_summaries_free(cs, nc);
+        cJSON_Delete(dview);
         sort_replicas(jr);
     }
     if (r == 0 && json) {
@@ -151,24 +212,45 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         const cJSON *jd;
         cJSON_ArrayForEach(jd, root)
         {
-            printf("%s  deployment %.8s  deployer %s (pid %lld)\n", wd_json_str(jd, "app"),
+            printf("%s  deployment %.8s  %sdeployer %s (pid %lld)\n", wd_json_str(jd, "app"),
                    wd_json_str(jd, "deployment"),
+                   strcmp(wd_json_str(jd, "runtime"), "process") == 0 ? "processes  " : "",
                    wd_json_bool(jd, "deployer_alive", false) ? "running" : "GONE (run down)",
                    (long long)wd_json_i64_or(jd, "deployer_pid", 0));
             const cJSON *l;
             cJSON_ArrayForEach(l, wd_json_obj(jd, "listeners"))
                 printf("  listener %-12s %s\n", l->string, l->valuestring);
-            printf("  %-22s %-3s %-32s %-8s %-10s %-15s %s\n", "GROUP", "#", "CONTAINER", "STATE",
-                   "HEALTH", "ADDRESS", "RESTARTS");
+            struct wd_table t = {.ncols = 8};
+            const char *head[] = {"GROUP",  "#",       "CONTAINER", "STATE",
+                                  "HEALTH", "ADDRESS", "RESTARTS",  "LAST EXIT"};
+            wd_table_add(&t, head);
             const cJSON *x;
             cJSON_ArrayForEach(x, wd_json_arr(jd, "replicas"))
             {
                 const char *h = wd_json_str(x, "health");
-                printf("  %-22s %-3lld %-32s %-8s %-10s %-15s %lld\n", wd_json_str(x, "group"),
-                       (long long)wd_json_i64_or(x, "replica", 0), wd_json_str(x, "container"),
-                       wd_json_str(x, "state"), h && *h ? h : "-", wd_json_str(x, "address"),
-                       (long long)wd_json_i64_or(x, "restarts", 0));
+                const char *le = wd_json_str(x, "last_exit");
+                const char *ad = wd_json_str(x, "address");
+                char num[24], rs[24];
+                snprintf(num, sizeof num, "%lld", (long long)wd_json_i64_or(x, "replica", 0));
+                snprintf(rs, sizeof rs, "%lld", (long long)wd_json_i64_or(x, "restarts", 0));
+                char pidbuf[32];
+                const char *cont = wd_json_str(x, "container");
+                if (cont == NULL || !*cont) {
+                    snprintf(pidbuf, sizeof pidbuf, "pid %lld", (long long)wd_json_i64_or(x, "pid", 0));
+                    cont = pidbuf;
+                }
+                const char *row[] = {wd_json_str(x, "group"), num, cont,
+                                     wd_json_str(x, "state"), h && *h ? h : "-",
+                                     ad && *ad ? ad : "-", rs, le && *le ? le : "-"};
+                wd_table_add(&t, row);
             }
+            if (t.nrows == 1)
+                printf("  no replicas (%s)\n", wd_json_bool(jd, "deployer_alive", false)
+                                                   ? "the deployer is starting or stopping them"
+                                                   : "run 'weaver-docker down' to remove the rest");
+            else
+                wd_table_print(&t, stdout, "  ");
+            wd_table_free(&t);
         }
     }
     cJSON_Delete(root);

@@ -7,7 +7,9 @@
 #include "engine/log.h"
 #include "engine/proxy.h"
 #include "engine/rt_docker.h"
+#include "engine/secrets.h"
 #include "engine/state.h"
+#include "engine/termout.h"
 #include "engine/util.h"
 
 #include <libgen.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <unistd.h>
@@ -27,7 +30,7 @@
 #include <string.h>
 
 static const char up_usage[] =
-    "Usage: weaver-docker up [OPTIONS] <weaver.toml | BINARY>\n"
+    "Usage: weaver-docker up [OPTIONS] [weaver.toml | DIR | BINARY]\n"
     "Run a Service Weaver application: one container (or process) per component group and\n"
     "replica, started when the group is first needed (main at once). Logs of every weavelet are\n"
     "printed merged; Ctrl-C (or SIGTERM) stops and removes everything and exits 0. A crashed\n"
@@ -35,6 +38,8 @@ static const char up_usage[] =
     "Options:\n"
     "  --runtime=RT     where weavelets run: docker (default; Docker or Podman engine) or\n"
     "                   process (local processes, no engine needed)\n"
+    "  -f, --file=FILE  the weaver.toml or binary (default: ./weaver.toml; a DIR argument\n"
+    "                   means DIR/weaver.toml)\n"
     "  -d, --detach     return once the app answers and keep it running; see 'weaver-docker\n"
     "                   ps', 'logs' and 'down'\n"
     "  --traces=FILE    append received trace spans to FILE as JSON lines\n"
@@ -66,6 +71,7 @@ static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     autofree char *pid = xasprintf("%ld", (long)getpid());
+    autofree char *pid_start = xasprintf("%lld", wd_proc_start_ticks((long)getpid()));
     autofree char *started = xasprintf("%lld", (long long)time(NULL));
     autofree char *lstr = wd_buf_steal_str(&lis);
     struct wd_kv labels[] = {
@@ -73,6 +79,7 @@ static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
         {WD_LABEL_ROLE, "network"},   {WD_LABEL_PID, pid},
         {WD_LABEL_HOST, host},        {WD_LABEL_LISTENERS, lstr},
         {WD_LABEL_LOG, x->log_path},  {WD_LABEL_STARTED, started},
+        {WD_LABEL_PID_START, pid_start},
     };
     struct wd_network_spec ns = {.name = x->network, .labels = labels,
                                  .nlabels = WD_ARRAY_LEN(labels)};
@@ -185,6 +192,9 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
                  * its config section): the app cannot become ready */
                 if (strstr(buf, "Failed to construct") && deadline > wd_now_ms() + 3000)
                     deadline = wd_now_ms() + 3000;
+                /* our own word on it (engine/deploy.c note_construct_failure): no need to wait */
+                if (strstr(buf, "weaver does not retry it"))
+                    deadline = wd_now_ms();
             } else if (strncmp(buf, "ready", 5) == 0) {
                 ready = true;
                 printf("%s is up (deployer pid %d)\n", app, (int)pid);
@@ -227,9 +237,161 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
                   app, why, app);
 }
 
+/* [docker] networks must exist before anything is made (the engine's own error comes only at
+ * container start, after the image and the network). */
+static int check_networks(struct wd_docker *dk, const struct wd_config *cfg, struct wd_error **err)
+{
+    for (size_t i = 0; i < cfg->networks.n; i++) {
+        struct wd_network_info ni = {0};
+        autoerr struct wd_error *nerr = NULL;
+        int r = wd_docker_network_inspect(dk, cfg->networks.v[i], &ni, &nerr);
+        wd_network_info_free(&ni);
+        if (r == -ENOENT)
+            return wd_err(err, ENOENT,
+                          "%s: [docker] networks: network \"%s\" does not exist on the engine; "
+                          "create it (docker network create %s) or remove it from the list",
+                          cfg->path_shown ? cfg->path_shown : cfg->binary, cfg->networks.v[i],
+                          cfg->networks.v[i]);
+        if (r < 0) {
+            *err = WD_STEAL(nerr);
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Named [docker] volumes: made once, labelled as ours, kept across down/up (down --volumes
+ * removes them). */
+static int ensure_volumes(struct wd_docker *dk, const struct wd_config *cfg, struct wd_error **err)
+{
+    for (size_t i = 0; i < cfg->nvolumes; i++) {
+        if (cfg->volumes[i].bind)
+            continue;
+        autofree char *name = wd_docker_volume_name(cfg->name, cfg->volumes[i].source);
+        struct wd_kv labels[] = {{WD_LABEL_APP, cfg->name}, {WD_LABEL_ROLE, "volume"}};
+        bool created = false;
+        int r = wd_docker_volume_create(dk, name, labels, WD_ARRAY_LEN(labels), &created, err);
+        if (r < 0)
+            return r;
+        if (created)
+            wd_info("volume %s created", name);
+    }
+    return 0;
+}
+
+/* The running deployment's terminal writers (engine/termout.h): while they exist, our lines go
+ * through them, so a paused terminal blocks nobody. */
+static struct wd_termout *term_err;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (term_err)
+        wd_termout_write(term_err, s, strlen(s));
+    else
+        fputs(s, stderr);
+    free(s);
+}
+
+static void log_to_term(void *arg, const char *line, size_t len)
+{
+    wd_termout_write(arg, line, len);
+}
+
+/* Terminal writers for a deployment of @app: made after any fork (threads do not survive it). */
+static void terms_open(struct wd_deploy_opts *o, const char *app)
+{
+    autofree char *hint = xasprintf("all are in the log file: weaver-docker logs %s", app);
+    o->term_out = wd_termout_new(fileno(o->out ? o->out : stdout), WD_TERM_QUEUE_BYTES, hint);
+    o->term_err = wd_termout_new(2, WD_TERM_QUEUE_BYTES, hint);
+    term_err = o->term_err;
+    wd_log_set_sink(log_to_term, o->term_err);
+}
+
+static void terms_close(struct wd_deploy_opts *o)
+{
+    wd_log_set_sink(NULL, NULL);
+    term_err = NULL;
+    wd_termout_close(o->term_out, WD_TERM_CLOSE_MS);
+    wd_termout_close(o->term_err, WD_TERM_CLOSE_MS);
+    o->term_out = o->term_err = NULL;
+}
+
+/* Whatever is left of this deployment, and only of it (the same app may run elsewhere from a
+ * compose file, with the same app label): normally nothing but the network. An engine that does
+ * not answer (paused, restarting) is waited for: calls it queued meanwhile may still create
+ * containers, so after it answers once more, one more pass a little later. Ctrl-C leaves the
+ * rest to `down`. */
+static bool final_cleanup(struct wd_docker *dk, const char *app, const char *dep,
+                          struct wd_deploy_opts *o, const struct wd_error *failed)
+{
+    bool said = false, announced = false;
+    int conflicts = 0;
+    autofree char *lab = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, dep);
+    const char *labels[1] = {lab};
+    /* calls that timed out may still be carried out: look again after the first clean pass */
+    bool recheck = wd_docker_timeouts() > 0;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    for (;;) {
+        autoerr struct wd_error *cerr = NULL;
+        int rc = wd_docker_cleanup(dk, labels, 1, NULL, &cerr);
+        if (rc == 0 && !recheck) {
+            if (announced)
+                say("weaver-docker: deployment %.8s of %s removed\n", dep, app);
+            return said;
+        }
+        /* after engine trouble, the removals it queued meanwhile are still running ("removal
+         * already in progress", a network still in use): give them a little time */
+        bool settling = rc < 0 && (recheck || announced) && ++conflicts <= 20;
+        if (rc < 0 && !(wd_docker_unreachable(rc) || rc == -ENOENT) && !settling) {
+            wd_warn("cleanup: %s", cerr->msg);
+            return said;
+        }
+        if (rc < 0 && !announced && wd_docker_unreachable(rc)) {
+            if (failed && o->ready_fd >= 0) { /* the failure first, not after the wait */
+                dprintf(o->ready_fd, "error %s\n", failed->msg);
+                close(o->ready_fd);
+                o->ready_fd = -1;
+            } else if (failed) {
+                say("weaver-docker: %s\n", failed->msg);
+                said = true;
+            }
+            say("weaver-docker: %s\nweaver-docker: removing deployment %.8s of %s "
+                    "once the engine answers (Ctrl-C leaves it to 'weaver-docker down %s')\n",
+                    cerr->msg, dep, app, app);
+            announced = true;
+        }
+        if (rc == 0)
+            recheck = false; /* one more pass after the pause below */
+        else
+            recheck = true;
+        /* blocked since the deployment's loop took them: wait for them here */
+        sigset_t old;
+        sigprocmask(SIG_BLOCK, &stop, &old);
+        struct timespec ts = {rc == 0 ? 3 : 2, 0};
+        int sig = sigtimedwait(&stop, NULL, &ts);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (sig > 0) {
+            say("weaver-docker: not waiting; remove what is left with "
+                            "'weaver-docker down %s'\n",
+                    app);
+            return said;
+        }
+    }
+}
+
 static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
                           struct wd_deploy_opts *o, struct wd_docker *dk, const char *image,
-                          const char *bname, const char *log_path, struct wd_error **err)
+                          const char *bname, const char *log_path, const char *secrets_dir,
+                          struct wd_error **err)
 {
     /* one network per deployment: Docker 20.10 can keep a stale endpoint on a removed app's
      * network, which must not block the next up */
@@ -237,24 +399,26 @@ static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
     o->deployment_id = dep;
     autofree char *network = xasprintf("weaver-docker-%s-%.8s", cfg->name, dep);
     struct wd_docker_opts dopts = {
-        .dk = dk, .image = image, .network = network, .binary_name = bname};
+        .dk = dk, .image = image, .network = network, .binary_name = bname,
+        .secrets_dir = secrets_dir};
     struct docker_run run = {.dk = dk, .network = network, .log_path = log_path};
     o->docker = &dopts;
     o->log_path = log_path;
+    /* the deployer's own view of its replicas (health as soon as GetHealth answers), for ps */
+    autofree char *ldir = xstrdup(log_path);
+    if (strrchr(ldir, '/'))
+        *strrchr(ldir, '/') = 0;
+    autofree char *status = xasprintf("%s/" WD_STATE_STATUS_PREFIX "%d.json", ldir, (int)getpid());
+    o->status_path = status;
     o->on_start = create_network;
     o->on_start_arg = &run;
+    terms_open(o, cfg->name);
     int r = wd_deploy_run(cfg, bin, o, err);
-    /* whatever is left of this deployment: normally nothing but the network */
-    {
-        autoerr struct wd_error *cerr = NULL;
-        autofree char *lab = xasprintf("%s=%s", WD_LABEL_APP, cfg->name);
-        const char *labels[2] = {lab, WD_LABEL_ROLE "=network"};
-        if (wd_docker_cleanup(dk, labels, 2, NULL, &cerr) < 0)
-            wd_warn("cleanup: %s", cerr->msg);
-        const char *clabels[2] = {lab, WD_LABEL_ROLE "=weavelet"};
-        wd_err_free(&cerr);
-        if (wd_docker_cleanup(dk, clabels, 2, NULL, &cerr) < 0)
-            wd_warn("cleanup: %s", cerr->msg);
+    bool said = final_cleanup(dk, cfg->name, dep, o, r < 0 ? *err : NULL);
+    terms_close(o);
+    if (said) {
+        wd_err_free(err); /* said already, before the wait */
+        return 1;
     }
     return r;
 }
@@ -262,11 +426,8 @@ static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
 static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary_info *bin,
                      struct wd_deploy_opts *o, bool detached, struct wd_error **err)
 {
-    if (!wd_config_valid_app_name(cfg->name))
-        return wd_err(err, EINVAL,
-                      "app name \"%s\" cannot name containers; set [serviceweaver] name to "
-                      "lowercase letters, digits, '-', '_' or '.'",
-                      cfg->name);
+    if (wd_config_check_app_name(cfg->name, err) < 0)
+        return -EINVAL;
     autofree char *shim = wd_image_find_shim();
     if (shim == NULL)
         return wd_err(err, ENOENT,
@@ -278,6 +439,13 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
         return r;
     if ((r = check_not_up(dk, cfg->name, err)) < 0)
         return r;
+    if ((r = check_networks(dk, cfg, err)) < 0)
+        return r;
+    const char *owned[64];
+    size_t nowned = 0;
+    for (size_t i = 0; i < cfg->nvolumes && nowned < WD_ARRAY_LEN(owned); i++)
+        if (!cfg->volumes[i].bind)
+            owned[nowned++] = cfg->volumes[i].target;
     const char *bname = strrchr(cfg->binary, '/') ? strrchr(cfg->binary, '/') + 1 : cfg->binary;
     struct wd_kv ilabels[] = {{WD_LABEL_ROLE, "image"}};
     struct wd_image_spec is = {
@@ -290,6 +458,8 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
         .nneeded = bin->needed.n,
         .labels = ilabels,
         .nlabels = 1,
+        .owned_dirs = owned,
+        .nowned_dirs = nowned,
     };
     struct wd_image_result img = {0};
     if ((r = wd_image_ensure(dk, &is, &img, err)) < 0)
@@ -301,7 +471,17 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
         wd_image_result_free(&img);
         return r;
     }
+    wd_state_prune_logs(dir, WD_STATE_KEEP_LOGS - 1); /* room for this one */
     autofree char *log_path = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
+    /* copies of the secrets only the container user can read, bind-mounted at
+     * /run/secrets/NAME; nothing of them reaches the engine's configuration but the path */
+    autofree char *secrets_dir = cfg->nsecrets ? xasprintf("%s/secrets", dir) : NULL;
+    if ((r = wd_secrets_stage(cfg, secrets_dir, err)) < 0 ||
+        (r = ensure_volumes(dk, cfg, err)) < 0) {
+        wd_secrets_remove(cfg, secrets_dir);
+        wd_image_result_free(&img);
+        return r;
+    }
     if (detached) {
         r = detach(cfg->name, dir, &o->ready_fd, err);
         if (r <= 0) { /* parent: done */
@@ -316,7 +496,8 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
         free(log_path);
         log_path = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
     }
-    r = run_deployment(cfg, bin, o, dk, img.tag, bname, log_path, err);
+    r = run_deployment(cfg, bin, o, dk, img.tag, bname, log_path, secrets_dir, err);
+    wd_secrets_remove(cfg, secrets_dir);
 report:
     if (detached && o->ready_fd >= 0) {
         if (r < 0 && err && *err)
@@ -325,6 +506,53 @@ report:
         o->ready_fd = -1;
     }
     wd_image_result_free(&img);
+    return r;
+}
+
+/* The process runtime: weavelets as local processes. It records itself in a status file of the
+ * app's state directory, which `ps`, `logs` and `down` read as they read engine labels. */
+static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct wd_deploy_opts *o,
+                      bool detached, struct wd_error **err)
+{
+    autofree char *dir = NULL;
+    int r = wd_state_dir(cfg->name, &dir, err);
+    if (r < 0)
+        return r;
+    struct wd_deployment_rec *recs = NULL;
+    size_t n = 0;
+    wd_state_list_process(cfg->name, &recs, &n);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (recs[i].deployer_alive)
+            r = wd_err(err, EEXIST,
+                       "%s is already up (processes, deployer pid %ld); run 'weaver-docker down "
+                       "%s' first",
+                       cfg->name, recs[i].pid, cfg->name);
+        else
+            unlink(recs[i].status_path); /* a deployer that was killed left it */
+    }
+    wd_state_free(recs, n);
+    if (r < 0)
+        return r;
+    if (detached) {
+        r = detach(cfg->name, dir, &o->ready_fd, err);
+        if (r <= 0) /* parent: done */
+            return r;
+    }
+    wd_state_prune_logs(dir, WD_STATE_KEEP_LOGS - 1);
+    autofree char *lp = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
+    autofree char *sp =
+        xasprintf("%s/" WD_STATE_PROCESS_PREFIX "%d.json", dir, (int)getpid());
+    o->log_path = lp;
+    o->status_path = sp;
+    terms_open(o, cfg->name);
+    r = wd_deploy_run(cfg, bin, o, err);
+    terms_close(o);
+    if (detached && o->ready_fd >= 0) {
+        if (r < 0 && err && *err)
+            dprintf(o->ready_fd, "error %s\n", (*err)->msg);
+        close(o->ready_fd);
+        o->ready_fd = -1;
+    }
     return r;
 }
 
@@ -349,7 +577,7 @@ static int check_listeners(const struct wd_config *cfg, const struct wd_binary_i
             return wd_err(err, EINVAL,
                           "%s:%d: [docker] listener \"%s\" is not declared by the app (it "
                           "declares: %s)",
-                          cfg->path ? cfg->path : "config", cfg->listeners[i].line,
+                          cfg->path_shown ? cfg->path_shown : "config", cfg->listeners[i].line,
                           cfg->listeners[i].name, kl ? known : "no listeners");
     }
     return 0;
@@ -365,7 +593,7 @@ static int check_groups(const struct wd_config *cfg, const struct wd_binary_info
             return wd_err(err, EINVAL,
                           "%s:%d: [docker] groups.\"%s\": the app has no such component (see "
                           "'weaver-docker inspect %s')",
-                          cfg->path ? cfg->path : "config", cfg->groups[i].line,
+                          cfg->path_shown ? cfg->path_shown : "config", cfg->groups[i].line,
                           cfg->groups[i].component, cfg->binary);
     for (size_t i = 0; i < cfg->ncolocate; i++)
         for (size_t j = 0; j < cfg->colocate[i].n; j++)
@@ -381,15 +609,20 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                                          {"detach", no_argument, NULL, 'd'},
                                          {"traces", required_argument, NULL, 't'},
                                          {"system", no_argument, NULL, 's'},
+                                         {"file", required_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *runtime = "docker";
+    const char *file = NULL;
     bool detached = false;
     struct wd_deploy_opts o = {.color = ctx->color, .ready_fd = -1};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "dh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "df:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'f':
+            file = optarg;
+            break;
         case 'r':
             runtime = optarg;
             break;
@@ -406,27 +639,28 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
             fputs(up_usage, stdout);
             return 0;
         default:
-            return wd_err(err, EINVAL, "up: bad option (see 'weaver-docker up --help')");
+            return wd_cmd_bad_option("up", argv, "df:h", err);
         }
     }
-    if (optind != argc - 1)
+    if (argc - optind > (file ? 0 : 1))
         return wd_err(err, EINVAL,
-                      "up: give exactly one weaver.toml or app binary (see 'weaver-docker up "
+                      "up: give one weaver.toml, directory or app binary (see 'weaver-docker up "
                       "--help')");
     if (strcmp(runtime, "process") != 0 && strcmp(runtime, "docker") != 0)
         return wd_err(err, EINVAL, "up: unknown runtime \"%s\" (use docker or process)", runtime);
-    if (detached && strcmp(runtime, "docker") != 0)
-        return wd_err(err, EINVAL, "up: --detach needs --runtime=docker");
     o.rt = strcmp(runtime, "docker") == 0 ? &wd_runtime_docker : &wd_runtime_process;
 
     struct wd_config *cfg = NULL;
     struct wd_binary_info *bin = NULL;
-    int r = wd_config_check_input(argv[optind], err);
+    autofree char *input = NULL;
+    int r = wd_config_resolve_input(file ? file : optind < argc ? argv[optind] : NULL, &input, err);
     if (r < 0)
         return r;
-    if ((r = wd_config_load(argv[optind], &cfg, err)) < 0)
+    if ((r = wd_config_load(input, &cfg, err)) < 0)
         return r;
-    r = wd_binary_inspect(cfg->binary, &bin, err);
+    r = wd_config_check_binary(cfg, err);
+    if (r == 0)
+        r = wd_binary_inspect(cfg->binary, &bin, err);
     if (r == 0)
         r = wd_binary_check_supported(bin, err);
     if (r == 0)
@@ -435,17 +669,8 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         r = check_groups(cfg, bin, err);
     if (r == 0 && strcmp(runtime, "docker") == 0)
         r = up_docker(ctx, cfg, bin, &o, detached, err);
-    else if (r == 0) {
-        /* the process runtime keeps its log file where `weaver-docker logs APP` finds it */
-        autofree char *dir = NULL;
-        autoerr struct wd_error *derr = NULL;
-        autofree char *lp = NULL;
-        if (wd_state_dir(cfg->name, &dir, &derr) == 0) {
-            lp = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
-            o.log_path = lp;
-        }
-        r = wd_deploy_run(cfg, bin, &o, err);
-    }
+    else if (r == 0)
+        r = up_process(cfg, bin, &o, detached, err);
     wd_binary_info_free(bin);
     wd_config_free(cfg);
     return r;

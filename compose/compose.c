@@ -3,6 +3,7 @@
  * anything that could become a number, bool or null ("3.8", "10s", "on"), literal for the
  * multi-line config. */
 #include "compose/compose.h"
+#include "engine/rt_docker.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -155,8 +156,18 @@ static void labels(struct em *m, const struct wd_compose_spec *s, const char *ro
     map_end(m);
 }
 
-/* Everything both kinds of service share: image, hardening, tmpfs, network, restart. */
-static void common(struct em *m, const struct wd_compose_spec *s)
+/* The file's key for the external network NAME: NAME itself, unless that is our own network's. */
+static const char *net_key(const char *name, char *buf, size_t len)
+{
+    if (strcmp(name, WD_COMPOSE_NETWORK) != 0)
+        return name;
+    snprintf(buf, len, "external-%s", name);
+    return buf;
+}
+
+/* Everything both kinds of service share: image, hardening, tmpfs, network, restart, hosts;
+ * the group services also get the [docker] volumes and networks. */
+static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
 {
     kv(m, "image", s->image);
     kv(m, "user", "65532:65532");
@@ -181,10 +192,42 @@ static void common(struct em *m, const struct wd_compose_spec *s)
     num(m, WD_COMPOSE_TMPFS_BYTES);
     map_end(m);
     map_end(m);
+    for (size_t i = 0; weavelet && i < s->nvolumes; i++) {
+        const struct wd_compose_volume *v = &s->volumes[i];
+        map_begin(m, false);
+        kv(m, "type", v->bind ? "bind" : "volume");
+        autofree char *src = wd_compose_escape(v->source); /* a host path may hold a '$' */
+        kv(m, "source", src);
+        kv(m, "target", v->target);
+        if (v->bind) {
+            str(m, "read_only");
+            boolean(m, v->read_only);
+        } else if (v->read_only) {
+            str(m, "read_only");
+            boolean(m, true);
+        }
+        map_end(m);
+    }
     seq_end(m);
     str(m, "networks");
     seq_begin(m, true);
     str(m, WD_COMPOSE_NETWORK);
+    for (size_t i = 0; weavelet && i < s->nnetworks; i++) {
+        char buf[300];
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || strcmp(s->networks[j], s->networks[i]) == 0;
+        if (!seen)
+            str(m, net_key(s->networks[i], buf, sizeof buf));
+    }
+    seq_end(m);
+    /* host.docker.internal reaches the host, as under `up` (the manager relays host_ports
+     * there) */
+    str(m, "extra_hosts");
+    seq_begin(m, false);
+    str(m, "host.docker.internal:host-gateway");
+    for (size_t i = 0; i < s->nextra_hosts; i++)
+        str(m, s->extra_hosts[i]);
     seq_end(m);
     kv(m, "stop_grace_period", "10s");
     kv(m, "restart", "always"); /* compose; swarm uses deploy.restart_policy */
@@ -208,7 +251,36 @@ static void healthcheck(struct em *m, const char *const *argv, size_t argc)
     map_end(m);
 }
 
-static void deploy(struct em *m, int replicas, bool dnsrr)
+/* A memory limit as compose and stack both read it: a byte count, or K/M/G (binary units, as
+ * docker's "256m") when exact. */
+static void fmt_memory(int64_t bytes, char *buf, size_t len)
+{
+    static const struct {
+        char unit;
+        int shift;
+    } units[] = {{'G', 30}, {'M', 20}, {'K', 10}};
+    for (size_t i = 0; i < WD_ARRAY_LEN(units); i++)
+        if (bytes % (1LL << units[i].shift) == 0) {
+            snprintf(buf, len, "%lld%c", (long long)(bytes >> units[i].shift), units[i].unit);
+            return;
+        }
+    snprintf(buf, len, "%lld", (long long)bytes);
+}
+
+/* CPUs as a decimal string ("0.5", "2"): the 3.8 schema wants a string. */
+static void fmt_cpus(int64_t nano, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%lld.%09lld", (long long)(nano / 1000000000),
+                     (long long)(nano % 1000000000));
+    if (n <= 0 || (size_t)n >= len)
+        return;
+    while (n > 0 && buf[n - 1] == '0')
+        buf[--n] = 0;
+    if (n > 0 && buf[n - 1] == '.')
+        buf[--n] = 0;
+}
+
+static void deploy(struct em *m, int replicas, bool dnsrr, int64_t memory_bytes, int64_t nano_cpus)
 {
     str(m, "deploy");
     map_begin(m, false);
@@ -220,7 +292,66 @@ static void deploy(struct em *m, int replicas, bool dnsrr)
     map_begin(m, true);
     kv(m, "condition", "any");
     map_end(m);
+    if (memory_bytes > 0 || nano_cpus > 0) {
+        /* docker-compose 1.27+ maps these to mem_limit and cpus; stack to the service's limits */
+        char buf[40];
+        str(m, "resources");
+        map_begin(m, false);
+        str(m, "limits");
+        map_begin(m, true);
+        if (nano_cpus > 0) {
+            fmt_cpus(nano_cpus, buf, sizeof buf);
+            kvq(m, "cpus", buf);
+        }
+        if (memory_bytes > 0) {
+            fmt_memory(memory_bytes, buf, sizeof buf);
+            kvq(m, "memory", buf);
+        }
+        map_end(m);
+        map_end(m);
+    }
     map_end(m);
+}
+
+/* The environment of a group's containers: "K=V" lists applied in order, a later K replacing
+ * an earlier one's value in its place (as the engine takes the last of a repeated name). */
+struct envmap {
+    char **k, **v;
+    size_t n;
+};
+
+static void env_put(struct envmap *e, const char *k, size_t klen, const char *v)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (strlen(e->k[i]) == klen && memcmp(e->k[i], k, klen) == 0) {
+            free(e->v[i]);
+            e->v[i] = xstrdup(v);
+            return;
+        }
+    e->k = xrealloc(e->k, (e->n + 1) * sizeof *e->k);
+    e->v = xrealloc(e->v, (e->n + 1) * sizeof *e->v);
+    e->k[e->n] = xstrndup(k, klen);
+    e->v[e->n++] = xstrdup(v);
+}
+
+static void env_put_list(struct envmap *e, const char *const *kvs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(kvs[i], '=');
+        if (eq == NULL || eq == kvs[i])
+            continue;
+        env_put(e, kvs[i], (size_t)(eq - kvs[i]), eq + 1);
+    }
+}
+
+static void env_free(struct envmap *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->k[i]);
+        free(e->v[i]);
+    }
+    free(e->k);
+    free(e->v);
 }
 
 static void manager(struct em *m, const struct wd_compose_spec *s)
@@ -229,7 +360,7 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
     snprintf(port, sizeof port, "%u", (unsigned)s->manager_port);
     str(m, WD_COMPOSE_MANAGER);
     map_begin(m, false);
-    common(m, s);
+    common(m, s, false);
     str(m, "entrypoint");
     seq_begin(m, true);
     str(m, s->manager_bin);
@@ -257,6 +388,15 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
         str(m, "ports");
         seq_begin(m, false);
         for (size_t i = 0; i < s->nlisteners; i++) {
+            if (s->listeners[i].host_ip[0] && !s->swarm) {
+                /* the short form: 3.x's long one has no host_ip in docker-compose 1.29 */
+                const char *ip = s->listeners[i].host_ip;
+                bool v6 = strchr(ip, ':') != NULL;
+                snprintf(buf, sizeof buf, "%s%s%s:%u:%u/tcp", v6 ? "[" : "", ip, v6 ? "]" : "",
+                         (unsigned)s->listeners[i].port, (unsigned)s->listeners[i].port);
+                str(m, buf);
+                continue;
+            }
             map_begin(m, true);
             str(m, "target");
             num(m, s->listeners[i].port);
@@ -272,7 +412,7 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
     const char *hc[] = {s->manager_bin, "manage", "--health", "--port", port};
     healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "manager", NULL);
-    deploy(m, 1, true); /* shims reach the task itself, never a swarm VIP (IPVS) */
+    deploy(m, 1, s->swarm, 0, 0); /* shims reach the task itself, never a swarm VIP (IPVS) */
     map_end(m);
 }
 
@@ -281,7 +421,7 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     char buf[300];
     str(m, g->service);
     map_begin(m, false);
-    common(m, s);
+    common(m, s, true);
     str(m, "entrypoint");
     seq_begin(m, true);
     str(m, s->shim_bin);
@@ -293,22 +433,52 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
         str(m, esc);
     }
     seq_end(m);
-    str(m, "environment");
-    map_begin(m, false);
-    kv(m, "HOME", "/tmp"); /* weaver's packages write $HOME/.local; the rootfs is read-only */
-    for (size_t i = 0; i < s->nenv; i++) {
-        const char *eq = strchr(s->env[i], '=');
-        if (eq == NULL || eq == s->env[i])
-            continue;
-        autofree char *k = xstrndup(s->env[i], (size_t)(eq - s->env[i]));
-        autofree char *v = wd_compose_escape(eq + 1);
-        kv(m, k, v);
+    /* as `up`: [serviceweaver] env, the group's [docker] env, then ours */
+    struct envmap e = {0};
+    env_put_list(&e, s->env, s->nenv);
+    env_put_list(&e, g->env, g->nenv);
+    env_put(&e, "HOME", 4, "/tmp"); /* weaver's packages write $HOME/.local; the rootfs is r/o */
+    if (s->nhost_ports) {
+        struct wd_buf p = {0};
+        for (size_t i = 0; i < s->nhost_ports; i++)
+            wd_buf_printf(&p, "%s%u", i ? "," : "", (unsigned)s->host_ports[i]);
+        autofree char *ports = wd_buf_steal_str(&p);
+        env_put(&e, "WEAVER_SHIM_HOST_PORTS", 22, ports);
     }
     snprintf(buf, sizeof buf, "%s:%u", WD_COMPOSE_MANAGER, (unsigned)s->manager_port);
-    kv(m, "WEAVER_SHIM_MANAGER", buf);
-    kv(m, "WEAVER_SHIM_GROUP", g->name);
-    kvq(m, "WEAVER_SHIM_TOKEN", s->token_hex);
+    env_put(&e, "WEAVER_SHIM_MANAGER", 19, buf);
+    env_put(&e, "WEAVER_SHIM_GROUP", 17, g->name);
+    env_put(&e, "WEAVER_SHIM_TOKEN", 17, s->token_hex);
+    str(m, "environment");
+    map_begin(m, false);
+    for (size_t i = 0; i < e.n; i++) {
+        autofree char *v = wd_compose_escape(e.v[i]);
+        if (strcmp(e.k[i], "WEAVER_SHIM_TOKEN") == 0)
+            kvq(m, e.k[i], v);
+        else
+            kv(m, e.k[i], v);
+    }
     map_end(m);
+    env_free(&e);
+    if (s->nsecrets) {
+        str(m, "secrets");
+        seq_begin(m, false);
+        for (size_t i = 0; i < s->nsecrets; i++) {
+            map_begin(m, true);
+            kv(m, "source", s->secrets[i].name);
+            kv(m, "target", s->secrets[i].name); /* /run/secrets/NAME */
+            kvq(m, "uid", WD_COMPOSE_SECRET_UID);
+            kvq(m, "gid", WD_COMPOSE_SECRET_UID);
+            str(m, "mode");
+            scalar_style(m, "0400", YAML_PLAIN_SCALAR_STYLE); /* octal in YAML 1.1: 256 */
+            map_end(m);
+        }
+        seq_end(m);
+    }
+    if (g->pids > 0) {
+        str(m, "pids_limit");
+        num(m, g->pids);
+    }
     str(m, "depends_on");
     seq_begin(m, true);
     str(m, WD_COMPOSE_MANAGER);
@@ -316,7 +486,7 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     const char *hc[] = {s->shim_bin, "--health"};
     healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "weavelet", g->name);
-    deploy(m, g->replicas, true);
+    deploy(m, g->replicas, s->swarm, g->memory_bytes, g->nano_cpus);
     map_end(m);
 }
 
@@ -329,6 +499,68 @@ static bool service_name_ok(const char *n)
               (*p == '.' && p != n)))
             return false;
     return true;
+}
+
+/* Named volumes, each declared once: the engine volume "APP_NAME" that `up` uses too. */
+static void top_volumes(struct em *m, const struct wd_compose_spec *s)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->nvolumes; i++) {
+        const struct wd_compose_volume *v = &s->volumes[i];
+        bool seen = v->bind;
+        for (size_t j = 0; !seen && j < i; j++)
+            seen = !s->volumes[j].bind && strcmp(s->volumes[j].source, v->source) == 0;
+        if (seen)
+            continue;
+        if (!any) {
+            str(m, "volumes");
+            map_begin(m, false);
+            any = true;
+        }
+        str(m, v->source);
+        map_begin(m, false);
+        autofree char *name = wd_docker_volume_name(s->app, v->source);
+        kv(m, "name", name);
+        str(m, "labels");
+        map_begin(m, false);
+        kv(m, WD_LABEL_APP, s->app);
+        kv(m, WD_LABEL_ROLE, "volume");
+        for (size_t k = 0; k < s->nlabels; k++)
+            kv(m, s->labels[k].key, s->labels[k].value);
+        map_end(m);
+        map_end(m);
+    }
+    if (any)
+        map_end(m);
+}
+
+/* What the world keys of the spec must hold for the file to mean what it says. */
+static int check_world(const struct wd_compose_spec *s, struct wd_error **err)
+{
+    for (size_t i = 0; i < s->nvolumes; i++) {
+        const struct wd_compose_volume *v = &s->volumes[i];
+        if (v->source == NULL || !*v->source || v->target == NULL || v->target[0] != '/' ||
+            (v->bind && v->source[0] != '/'))
+            return wd_err(err, EINVAL, "compose: volume %zu: bad source or target", i + 1);
+    }
+    for (size_t i = 0; i < s->nsecrets; i++)
+        if (s->secrets[i].name == NULL || !*s->secrets[i].name || strchr(s->secrets[i].name, '/') ||
+            s->secrets[i].file == NULL || !*s->secrets[i].file)
+            return wd_err(err, EINVAL, "compose: secret %zu: bad name or file", i + 1);
+    for (size_t i = 0; i < s->nnetworks; i++) {
+        char buf[300];
+        if (s->networks[i] == NULL || !*s->networks[i] || strlen(s->networks[i]) > 200)
+            return wd_err(err, EINVAL, "compose: network %zu: bad name", i + 1);
+        for (size_t j = 0; j < s->nnetworks; j++) /* "external-weaver" next to "weaver" */
+            if (strcmp(s->networks[j], net_key(s->networks[i], buf, sizeof buf)) == 0 && i != j &&
+                strcmp(s->networks[j], s->networks[i]) != 0)
+                return wd_err(err, EINVAL, "compose: networks %s and %s would share a key",
+                              s->networks[i], s->networks[j]);
+    }
+    for (size_t i = 0; i < s->nextra_hosts; i++)
+        if (s->extra_hosts[i] == NULL || strchr(s->extra_hosts[i], ':') == NULL)
+            return wd_err(err, EINVAL, "compose: extra host %zu is not NAME:ADDRESS", i + 1);
+    return 0;
 }
 
 int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struct wd_error **err)
@@ -347,7 +579,12 @@ int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struc
                               s->groups[j].name, g->name, g->service);
         if (g->replicas < 1)
             return wd_err(err, EINVAL, "compose: group %s: replicas must be >= 1", g->name);
+        if (g->memory_bytes < 0 || g->nano_cpus < 0 || g->pids < 0)
+            return wd_err(err, EINVAL, "compose: group %s: negative limit", g->name);
     }
+    int r = check_world(s, err);
+    if (r < 0)
+        return r;
     struct em m = {.out = out};
     if (!yaml_emitter_initialize(&m.e))
         return wd_err(err, EIO, "compose: libyaml emitter init failed");
@@ -383,7 +620,34 @@ int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struc
         kv(&m, s->labels[i].key, s->labels[i].value);
     map_end(&m);
     map_end(&m);
+    for (size_t i = 0; i < s->nnetworks; i++) {
+        char buf[300];
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || strcmp(s->networks[j], s->networks[i]) == 0;
+        if (seen)
+            continue;
+        str(&m, net_key(s->networks[i], buf, sizeof buf));
+        map_begin(&m, true); /* made by its owner; swarm needs an overlay network */
+        str(&m, "external");
+        boolean(&m, true);
+        kv(&m, "name", s->networks[i]);
+        map_end(&m);
+    }
     map_end(&m);
+    top_volumes(&m, s);
+    if (s->nsecrets) {
+        str(&m, "secrets");
+        map_begin(&m, false);
+        for (size_t i = 0; i < s->nsecrets; i++) {
+            str(&m, s->secrets[i].name);
+            map_begin(&m, true);
+            autofree char *f = wd_compose_escape(s->secrets[i].file);
+            kv(&m, "file", f);
+            map_end(&m);
+        }
+        map_end(&m);
+    }
     map_end(&m);
     yaml_document_end_event_initialize(&ev, 1);
     emit(&m, &ev);

@@ -1,7 +1,8 @@
 /* compose/compose.h - render the compose file of `weaver-docker compose` (docs/design/compose.md)
  * with libyaml's emitter. Pure: no I/O, no engine; tests/unit/test_compose.c checks it.
  * The file uses only keys valid for docker-compose 1.29, Compose v2 and `docker stack deploy`
- * (../shared/docs/docker-engine.md §8). */
+ * (../shared/docs/docker-engine.md §8), except pids_limit (a group's pids > 0), which stack
+ * rejects. */
 #ifndef WD_COMPOSE_COMPOSE_H
 #define WD_COMPOSE_COMPOSE_H
 
@@ -9,6 +10,7 @@
 #include "engine/error.h"
 #include "engine/util.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,16 +18,41 @@
 #define WD_COMPOSE_MANAGER "manager"    /* service name, also the shims' WEAVER_SHIM_MANAGER host */
 #define WD_COMPOSE_NETWORK "weaver"     /* the file's one network (<project>_weaver) */
 #define WD_COMPOSE_TMPFS_BYTES 67108864 /* /tmp of every container */
+#define WD_COMPOSE_SECRET_UID "65532"   /* owner of /run/secrets/NAME: the image user */
 
 struct wd_compose_group {
     const char *name;    /* full name of its first component: the shims' WEAVER_SHIM_GROUP */
     const char *service; /* service name: the group's slug, e.g. "shop-cart" */
     int replicas;
+    /* [docker] env of this group, "K=V" (env_file values already merged in, see
+     * wd_config_group_env); applied after the spec's [serviceweaver] env */
+    const char *const *env;
+    size_t nenv;
+    int64_t memory_bytes; /* deploy.resources.limits.memory; 0 = none */
+    int64_t nano_cpus;    /* deploy.resources.limits.cpus; 0 = none */
+    int64_t pids;         /* pids_limit (docker-compose only: stack rejects it); 0 = none */
+};
+
+/* [docker] volumes: a bind mount of an absolute host path, or a named volume NAME, which the
+ * file declares as the engine volume "APP_NAME" (shared with `weaver-docker up`). */
+struct wd_compose_volume {
+    bool bind;
+    const char *source; /* bind: absolute host path; else the volume's name in weaver.toml */
+    const char *target; /* absolute path in the container */
+    bool read_only;
+};
+
+/* [docker] secrets: NAME is /run/secrets/NAME in every group's containers (uid/gid 65532, mode
+ * 0400 under swarm; docker-compose bind-mounts file as it is). */
+struct wd_compose_secret {
+    const char *name;
+    const char *file; /* the file compose reads: a copy made for it, relative to the file */
 };
 
 struct wd_compose_listener {
     const char *name;
-    uint16_t port; /* inside the manager and published on the host */
+    uint16_t port;       /* inside the manager and published on the host */
+    char host_ip[46]; /* publish on this address only ("127.0.0.1"); "": every interface */
 };
 
 struct wd_compose_spec {
@@ -47,6 +74,21 @@ struct wd_compose_spec {
     size_t nenv;
     const struct wd_label *labels; /* extra labels on everything (WEAVER_DOCKER_LABELS) */
     size_t nlabels;
+    /* [docker] world keys; group services get all of them, the manager only extra_hosts */
+    const struct wd_compose_volume *volumes;
+    size_t nvolumes;
+    const struct wd_compose_secret *secrets;
+    size_t nsecrets;
+    const char *const *networks; /* existing networks: declared external */
+    size_t nnetworks;
+    const char *const *extra_hosts; /* "NAME:ADDRESS", after host.docker.internal:host-gateway */
+    size_t nextra_hosts;
+    const uint16_t *host_ports; /* WEAVER_SHIM_HOST_PORTS of the shims */
+    size_t nhost_ports;
+    /* for 'docker stack deploy': one DNS answer per task (endpoint_mode dnsrr, which
+     * docker-compose 1.29 warns about) and host-mode ports on every interface (Swarm cannot
+     * publish on one address); otherwise for docker compose, host_ip kept */
+    bool swarm;
 };
 
 /* wd_compose_render - append the YAML document to @out. Returns 0 or <0 with *err set (-EINVAL

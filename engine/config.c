@@ -1,8 +1,17 @@
 /* engine/config.c - weaver.toml (protocol §6). The application section and our [docker]
  * section are read through small key tables (struct field), so adding a key is one line plus
- * one apply function. Keys match exactly first, then case-insensitively (BurntSushi's rule). */
+ * one apply function. Keys match exactly first, then case-insensitively (BurntSushi's rule).
+ *
+ * [docker] keys: replicas, listeners, groups (replicas, env, env_file, memory, cpus, pids),
+ * env, env_file, host_ports, volumes, secrets, networks, extra_hosts, memory, cpus, pids, mtls.
+ * Files named there (env_file, bind sources, secrets) are resolved against the directory of
+ * weaver.toml ("~/" = $HOME) and checked at load time; env files are read then. Keys may come
+ * in any order, so environment lists and group limits are put together once the whole section
+ * has been read (read_docker). */
 #include "engine/config.h"
+#include "engine/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/link.h"
 #include "engine/toml.h"
 #include "engine/util.h"
 
@@ -106,6 +117,16 @@ static char *qs(const char *s)
     }
     wd_buf_append(&b, "\"", 1);
     return wd_buf_steal_str(&b);
+}
+
+/* s as it is when it has no blanks, quotes or control characters, else quoted (qs). Paths in
+ * messages read better bare, and the message must stay one line whatever they contain. */
+static char *shown(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+            return qs(s);
+    return *s ? xstrdup(s) : qs(s);
 }
 
 static bool is_bare_key(const char *s)
@@ -201,12 +222,28 @@ int wd_config_parse_duration(const char *s, int64_t *out_ns)
 
 /* ---------- schema machinery ---------- */
 
+/* The environment of one table ([docker] or one groups entry) as written: env_file entries
+ * (every file, in order) and env entries, merged once the section has been read. */
+struct envparts {
+    struct wd_strv file, table;
+};
+
+/* What [docker] collects before it can be merged (read_docker). */
+struct docker_tmp {
+    struct envparts sec;
+    struct envparts *groups; /* parallel to c->groups */
+    size_t ngroups;
+};
+
 struct ctx {
     const char *file;  /* as given, for messages */
     const char *label; /* "[docker]", "[\"github.com/ServiceWeaver/weaver\"]" */
     const char *key;   /* key path inside the section for messages, e.g. "listeners.shop" */
+    const char *dir;   /* directory of the config file (absolute): relative paths start here */
     struct wd_config *c;
     void *target; /* the listener or group being filled */
+    struct docker_tmp *tmp; /* [docker] only */
+    unsigned flags;         /* WD_CONFIG_NO_FILES, ... */
     struct wd_error **err;
 };
 
@@ -215,16 +252,42 @@ struct field {
     int (*apply)(struct ctx *x, const struct wd_toml_kv *kv);
 };
 
+static int vcfail(struct ctx *x, int errnum, int line, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int vcfail(struct ctx *x, int errnum, int line, const char *fmt, va_list ap)
+{
+    autofree char *m = xvasprintf(fmt, ap);
+    if (line > 0)
+        return wd_err(x->err, errnum, "%s:%d: %s %s", x->file, line, x->label, m);
+    return wd_err(x->err, errnum, "%s: %s %s", x->file, x->label, m);
+}
+
 static int cfail(struct ctx *x, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int cfail(struct ctx *x, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    autofree char *m = xvasprintf(fmt, ap);
+    int r = vcfail(x, EINVAL, line, fmt, ap);
     va_end(ap);
-    if (line > 0)
-        return wd_err(x->err, EINVAL, "%s:%d: %s %s", x->file, line, x->label, m);
-    return wd_err(x->err, EINVAL, "%s: %s %s", x->file, x->label, m);
+    return r;
+}
+
+/* Like cfail for a file named in the config that a system call refused: errnum is its errno. */
+static int cfail_errno(struct ctx *x, int errnum, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int cfail_errno(struct ctx *x, int errnum, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vcfail(x, errnum, line, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* "<key path>.<key>" for messages: "env" in [docker], "groups.\"a/B\".env" in a group. */
+static char *keypath(const struct ctx *x, const char *key)
+{
+    return x->key ? xasprintf("%s.%s", x->key, key) : xstrdup(key);
 }
 
 static const char *article(const char *noun)
@@ -486,17 +549,749 @@ static int listener_address(struct ctx *x, const struct wd_toml_kv *kv)
 
 static const struct field listener_fields[] = {{"address", listener_address}};
 
+/* ---------- lists ---------- */
+
+static void strv_push(struct wd_strv *s, char *str)
+{
+    s->v = xrealloc(s->v, (s->n + 2) * sizeof *s->v);
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+}
+
+static void strv_free(struct wd_strv *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* ---------- environment ---------- */
+
+#define ENV_FILE_MAX (1u << 20) /* bytes of one env file */
+#define ENV_MAX_VARS 4096       /* variables in one merged list (far above any real use) */
+
+static const char white[] = " \t\n\v\f\r";
+
+/* NULL when name[0..len) can name an environment variable, else what is wrong with it. */
+static const char *env_name_problem(const char *name, size_t len)
+{
+    if (len == 0)
+        return "the name is empty";
+    if (memchr(name, 0, len) != NULL)
+        return "the name has a NUL character";
+    if (memchr(name, '=', len) != NULL)
+        return "the name has '='";
+    for (size_t i = 0; i < len; i++)
+        if (strchr(white, name[i]) != NULL)
+            return "the name has white space";
+    return NULL;
+}
+
+/* Set "KEY=VALUE" in s: a KEY already there keeps its place and takes the new value, a new KEY
+ * is appended. false when s already holds ENV_MAX_VARS variables. */
+static bool env_set(struct wd_strv *s, const char *kv)
+{
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; i < s->n; i++)
+        if (strncmp(s->v[i], kv, klen) == 0 && s->v[i][klen] == '=') {
+            free(s->v[i]);
+            s->v[i] = xstrdup(kv);
+            return true;
+        }
+    if (s->n >= ENV_MAX_VARS)
+        return false;
+    strv_push(s, xstrdup(kv));
+    return true;
+}
+
+/* docker's env-file format (docker/cli opts.ParseEnvFile): a UTF-8 BOM is dropped, lines end
+ * in \n or \r\n, leading white space is dropped, blank and '#' lines are skipped, the rest is
+ * KEY=VALUE taken literally, or KEY alone (from our environment, left out when unset).
+ * label ("[docker] env_file") goes after "PATH:LINE: " in messages. */
+static int parse_env(const char *text, size_t len, const char *path, const char *label,
+                     struct wd_strv *out, struct wd_error **err)
+{
+    autofree char *where = shown(path);
+    autofree char *pre = label ? xasprintf("%s: ", label) : xstrdup("");
+    struct wd_strv got = {0};
+    const char *p = text, *end = text + len;
+    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3;
+    int line = 0;
+    for (const char *next = p; p < end; p = next) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        next = nl ? nl + 1 : end;
+        if (e > p && e[-1] == '\r')
+            e--;
+        while (p < e && *p != 0 && strchr(white, *p) != NULL)
+            p++;
+        if (p == e || *p == '#')
+            continue;
+        size_t n = (size_t)(e - p);
+        if (memchr(p, 0, n) != NULL) {
+            strv_free(&got);
+            return wd_err(err, EINVAL, "%s:%d: %sthe line has a NUL character; an env file is text",
+                          where, line, pre);
+        }
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        const char *why = env_name_problem(p, klen);
+        if (why != NULL) {
+            strv_free(&got);
+            autofree char *l = xstrndup(p, n);
+            autofree char *q = qs(l);
+            return wd_err(err, EINVAL, "%s:%d: %s%s is not KEY=VALUE (%s)", where, line, pre, q,
+                          why);
+        }
+        if (eq != NULL) {
+            strv_push(&got, xstrndup(p, n));
+            continue;
+        }
+        autofree char *key = xstrndup(p, klen);
+        const char *v = getenv(key);
+        if (v != NULL)
+            strv_push(&got, xasprintf("%s=%s", key, v));
+    }
+    for (size_t i = 0; i < got.n; i++)
+        strv_push(out, got.v[i]);
+    free(got.v);
+    return 0;
+}
+
+int wd_parse_env_file(const char *text, size_t len, const char *path, struct wd_strv *out,
+                      struct wd_error **err)
+{
+    return parse_env(text, len, path, NULL, out, err);
+}
+
+/* A file of at most max bytes (wd_read_file: a FIFO or a terminal named by mistake does not
+ * hang the load). Returns 0 or -errno (-EMSGSIZE when larger). Caller frees *out. */
+static int read_small_file(const char *path, size_t max, char **out, size_t *len)
+{
+    return wd_read_file(path, max, out, len);
+}
+
+/* A host path written in the config: "~" and "~/..." are under $HOME, others relative to the
+ * config's directory; made absolute and cleaned. NULL when $HOME is needed but not absolute. */
+static char *host_path(const struct ctx *x, const char *p)
+{
+    if (p[0] == '~' && (p[1] == 0 || p[1] == '/')) {
+        const char *home = getenv("HOME");
+        if (home == NULL || home[0] != '/')
+            return NULL;
+        autofree char *joined = xasprintf("%s/%s", home, p + 1);
+        return path_clean(joined);
+    }
+    return path_abs(x->dir, p);
+}
+
+static int no_home(struct ctx *x, int line, const char *what, const char *p)
+{
+    autofree char *q = qs(p);
+    return cfail(x, line, "%s %s: ~ stands for $HOME, which is not set to an absolute path; "
+                          "write the full path",
+                 what, q);
+}
+
+/* The envparts / resources of the table being read: [docker] itself or one groups entry. */
+static struct envparts *parts_of(struct ctx *x)
+{
+    if (x->target == NULL)
+        return &x->tmp->sec;
+    return &x->tmp->groups[(struct wd_group_cfg *)x->target - x->c->groups];
+}
+
+static struct wd_resources *res_of(struct ctx *x)
+{
+    if (x->target == NULL)
+        return &x->c->res;
+    return &((struct wd_group_cfg *)x->target)->res;
+}
+
+/* env = {KEY = "value", ...} */
+static int apply_env(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    if (kv->val->type != WD_TOML_TABLE)
+        return type_err(x, kv, "a table like {KEY = \"value\"}");
+    autofree char *what = keypath(x, kv->key);
+    struct envparts *ep = parts_of(x);
+    for (size_t i = 0; i < wd_toml_len(kv->val); i++) {
+        const struct wd_toml_kv *e = wd_toml_table_at(kv->val, i);
+        autofree char *k = tkey(e->key);
+        const char *why = env_name_problem(e->key, e->key_len);
+        if (why != NULL) {
+            autofree char *q = qs(e->key);
+            return cfail(x, e->line,
+                         "%s: %s is not a variable name (%s); use a name without '=' or white "
+                         "space",
+                         what, q, why);
+        }
+        const struct wd_toml_node *v = e->val;
+        if (v->type != WD_TOML_STRING) {
+            const char *t = wd_toml_type_name(v->type);
+            return cfail(x, e->line, "%s.%s must be a string, not %s %s; quote the value", what,
+                         k, article(t), t);
+        }
+        if (strlen(v->u.str.s) != v->u.str.len)
+            return cfail(x, e->line, "%s.%s must not contain NUL characters", what, k);
+        strv_push(&ep->table, xasprintf("%s=%s", e->key, v->u.str.s));
+    }
+    return 0;
+}
+
+/* One env file, appended to out. line: where it is named. */
+static int read_env_file(struct ctx *x, int line, const char *what, const char *name,
+                         struct wd_strv *out)
+{
+    if (x->flags & WD_CONFIG_NO_FILES)
+        return 0; /* the file is not here (the compose manager): its values are not needed */
+    autofree char *abs = host_path(x, name);
+    if (abs == NULL)
+        return no_home(x, line, what, name);
+    autofree char *q = qs(name);
+    autofree char *where = shown(abs);
+    autofree char *text = NULL;
+    size_t len = 0;
+    int r = read_small_file(abs, ENV_FILE_MAX, &text, &len);
+    if (r == -EMSGSIZE)
+        return cfail_errno(x, EMSGSIZE, line, "%s %s: %s is larger than %u MiB; an env file is "
+                                              "a short list of KEY=VALUE lines",
+                           what, q, where, ENV_FILE_MAX >> 20);
+    if (r == -ENOENT || r == -ENOTDIR)
+        return cfail_errno(x, -r, line,
+                           "%s %s: cannot read %s: %s; create it or fix the path (relative to %s)",
+                           what, q, where, strerror(-r), x->file);
+    if (r < 0)
+        return cfail_errno(x, -r, line, "%s %s: cannot read %s: %s; give a readable file", what,
+                           q, where, strerror(-r));
+    autofree char *label = xasprintf("%s %s", x->label, what);
+    return parse_env(text, len, abs, label, out, x->err);
+}
+
+/* env_file = "path" or ["a.env", "b.env"] */
+static int apply_env_file(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    autofree char *what = keypath(x, kv->key);
+    struct envparts *ep = parts_of(x);
+    const struct wd_toml_node *v = kv->val;
+    if (v->type == WD_TOML_STRING) {
+        autofree char *name = NULL;
+        int r = get_string(x, kv, &name);
+        if (r < 0)
+            return r;
+        if (name[0] == 0)
+            return cfail(x, kv->line, "%s is empty; give the path of a file of KEY=VALUE lines",
+                         what);
+        return read_env_file(x, kv->line, what, name, &ep->file);
+    }
+    if (v->type != WD_TOML_ARRAY)
+        return type_err(x, kv, "a path or an array of paths");
+    struct wd_strv names = {0};
+    int r = get_strv(x, kv, v, &names);
+    for (size_t i = 0; r == 0 && i < names.n; i++) {
+        int line = wd_toml_array_at(v, i)->line;
+        if (names.v[i][0] == 0)
+            r = cfail(x, line, "%s item %zu is empty; give the path of a file of KEY=VALUE lines",
+                      what, i + 1);
+        else
+            r = read_env_file(x, line, what, names.v[i], &ep->file);
+    }
+    strv_free(&names);
+    return r;
+}
+
+/* dst gets each list of srcs in turn (env_set). line: for the error. */
+static int env_merge(struct ctx *x, int line, const char *what, struct wd_strv *dst,
+                     const struct wd_strv *const *srcs, size_t nsrcs)
+{
+    for (size_t i = 0; i < nsrcs; i++)
+        for (size_t j = 0; j < srcs[i]->n; j++)
+            if (!env_set(dst, srcs[i]->v[j]))
+                return cfail(x, line, "%s has more than %d environment variables; pass fewer",
+                             what, ENV_MAX_VARS);
+    return 0;
+}
+
+/* ---------- [docker] resource limits ---------- */
+
+#define MEMORY_MIN (6ll << 20) /* docker's minimum */
+#define MEMORY_MAX (1ll << 40)
+#define CPUS_MAX 1024
+#define PIDS_MIN 16
+#define PIDS_MAX 4194304
+
+/* "256m": digits and an optional unit b, k, m or g (any case) to bytes; values past int64 are
+ * INT64_MAX. -EINVAL when it is no such thing. */
+static int parse_size(const char *s, int64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++)
+        v = v > (uint64_t)INT64_MAX / 10 ? (uint64_t)INT64_MAX : v * 10 + (uint64_t)(*p - '0');
+    if (p == s)
+        return -EINVAL;
+    static const char units[] = "bkmg";
+    unsigned shift = 0;
+    if (*p != 0) {
+        const char *u = strchr(units, *p | 0x20);
+        if (u == NULL || p[1] != 0)
+            return -EINVAL;
+        shift = 10u * (unsigned)(u - units);
+    }
+    *out = v > ((uint64_t)INT64_MAX >> shift) ? INT64_MAX : (int64_t)(v << shift);
+    return 0;
+}
+
+/* memory = "256m" or an integer of bytes */
+static int apply_memory(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    const struct wd_toml_node *v = kv->val;
+    autofree char *what = keypath(x, kv->key);
+    autofree char *val = NULL;
+    int64_t bytes = 0;
+    if (v->type == WD_TOML_INTEGER) {
+        bytes = v->u.i;
+        val = xasprintf("%" PRId64, bytes);
+    } else if (v->type == WD_TOML_STRING) {
+        val = qs(v->u.str.s);
+        if (strlen(v->u.str.s) != v->u.str.len || parse_size(v->u.str.s, &bytes) < 0)
+            return cfail(x, kv->line,
+                         "%s %s is not a size; write e.g. \"512m\" or \"2g\" (units b, k, m, g) "
+                         "or an integer of bytes",
+                         what, val);
+    } else {
+        return type_err(x, kv, "a size like \"512m\" or an integer of bytes");
+    }
+    if (bytes < MEMORY_MIN)
+        return cfail(x, kv->line, "%s %s is below docker's minimum of 6 MiB; give at least \"6m\"",
+                     what, val);
+    if (bytes > MEMORY_MAX)
+        return cfail(x, kv->line, "%s %s is above 1 TiB; give at most \"1024g\"", what, val);
+    res_of(x)->memory_bytes = bytes;
+    return 0;
+}
+
+/* cpus = 0.5 (float or integer) */
+static int apply_cpus(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    const struct wd_toml_node *v = kv->val;
+    double d;
+    if (v->type == WD_TOML_INTEGER)
+        d = (double)v->u.i;
+    else if (v->type == WD_TOML_FLOAT)
+        d = v->u.f;
+    else
+        return type_err(x, kv, "a number of CPUs like 0.5 or 2");
+    /* rounded to whole nano CPUs; too small to be one is as wrong as 0 */
+    int64_t nano = d > 0 && d <= CPUS_MAX ? (int64_t)(d * 1e9 + 0.5) : 0;
+    if (nano < 1) {
+        autofree char *what = keypath(x, kv->key);
+        autofree char *val =
+            v->type == WD_TOML_INTEGER ? xasprintf("%" PRId64, v->u.i) : xasprintf("%g", d);
+        return cfail(x, kv->line, "%s must be more than 0 and at most %d, not %s", what, CPUS_MAX,
+                     val);
+    }
+    res_of(x)->nano_cpus = nano;
+    return 0;
+}
+
+/* pids = 512 */
+static int apply_pids(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    int v = 0;
+    int r = get_int(x, kv, PIDS_MIN, PIDS_MAX, &v);
+    if (r == 0)
+        res_of(x)->pids = v;
+    return r;
+}
+
+/* ---------- [docker] host_ports, volumes, secrets, networks, extra_hosts ---------- */
+
+/* [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most max bytes (0: any length): docker's rule for volume and
+ * network names. */
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || (max > 0 && n > max))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '_' && ch != '.' && ch != '-')))
+            return false;
+    }
+    return true;
+}
+
+/* host_ports = [5432, 3306] */
+static int docker_host_ports(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    const struct wd_toml_node *a = kv->val;
+    if (a->type != WD_TOML_ARRAY)
+        return type_err(x, kv, "an array of port numbers");
+    size_t n = wd_toml_len(a);
+    if (n > WD_LINK_MAX_HOST_PORTS)
+        return cfail(x, kv->line, "host_ports lists %zu ports; at most %d are supported", n,
+                     WD_LINK_MAX_HOST_PORTS);
+    x->c->host_ports = xcalloc(n ? n : 1, sizeof *x->c->host_ports);
+    for (size_t i = 0; i < n; i++) {
+        const struct wd_toml_node *v = wd_toml_array_at(a, i);
+        if (v->type != WD_TOML_INTEGER) {
+            const char *t = wd_toml_type_name(v->type);
+            return cfail(x, v->line,
+                         "host_ports must be an array of port numbers (item %zu is %s %s)", i + 1,
+                         article(t), t);
+        }
+        if (v->u.i < 1 || v->u.i > 65535)
+            return cfail(x, v->line,
+                         "host_ports item %zu must be between 1 and 65535, not %" PRId64, i + 1,
+                         v->u.i);
+        for (size_t j = 0; j < x->c->nhost_ports; j++)
+            if (x->c->host_ports[j] == v->u.i)
+                return cfail(x, v->line, "host_ports: port %" PRId64 " is listed twice; list each "
+                                         "port once",
+                             v->u.i);
+        x->c->host_ports[x->c->nhost_ports++] = (uint16_t)v->u.i;
+    }
+    return 0;
+}
+
+/* Directories of ours in every container: a volume there would hide them. */
+static const char *const reserved_dirs[] = {"/app", "/weaver-docker-shim", "/tmp"};
+
+static bool has_dotdot(const char *path)
+{
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n;
+        p += strspn(p, "/");
+    }
+    return false;
+}
+
+/* One volumes item "SOURCE:TARGET[:ro|:rw]" into v. */
+static int parse_volume(struct ctx *x, const char *s, int line, struct wd_volume_cfg *v)
+{
+    autofree char *q = qs(s);
+    const char *c1 = strchr(s, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c1 == NULL || c1 == s || c1[1] == 0 || c1[1] == ':' || (c2 && strchr(c2 + 1, ':')))
+        return cfail(x, line,
+                     "volumes: %s is not SOURCE:TARGET[:ro]; write e.g. \"./data:/data\" or "
+                     "\"cache:/var/cache:ro\"",
+                     q);
+    if (c2 != NULL && strcmp(c2 + 1, "ro") != 0 && strcmp(c2 + 1, "rw") != 0) {
+        autofree char *m = qs(c2 + 1);
+        return cfail(x, line,
+                     "volumes: %s has the mode %s; write :ro (read-only), :rw or nothing (rw)", q,
+                     m);
+    }
+    v->read_only = c2 != NULL && strcmp(c2 + 1, "ro") == 0;
+    autofree char *src = xstrndup(s, (size_t)(c1 - s));
+    autofree char *tgt = c2 ? xstrndup(c1 + 1, (size_t)(c2 - c1 - 1)) : xstrdup(c1 + 1);
+    autofree char *qt = qs(tgt);
+    if (tgt[0] != '/')
+        return cfail(x, line,
+                     "volumes: target %s in %s must be an absolute path in the container, like "
+                     "\"/data\"",
+                     qt, q);
+    if (has_dotdot(tgt))
+        return cfail(x, line,
+                     "volumes: target %s must not contain \"..\"; write the path without it", qt);
+    autofree char *target = path_clean(tgt);
+    if (strcmp(target, "/") == 0)
+        return cfail(x, line,
+                     "volumes: target \"/\" would cover the whole container; mount at a directory "
+                     "such as /data");
+    for (size_t i = 0; i < WD_ARRAY_LEN(reserved_dirs); i++) {
+        const char *r = reserved_dirs[i];
+        size_t rn = strlen(r);
+        if (strncmp(target, r, rn) == 0 && (target[rn] == 0 || target[rn] == '/')) {
+            autofree char *t = shown(target);
+            return cfail(x, line,
+                         "volumes: target %s is inside %s, which weaver-docker uses (so are /app, "
+                         "/weaver-docker-shim and /tmp); choose another path",
+                         t, r);
+        }
+    }
+    autofree char *ssrc = shown(src);
+    if (src[0] == '.' || src[0] == '/' || src[0] == '~') {
+        if (src[0] == '~' && src[1] != 0 && src[1] != '/')
+            return cfail(x, line,
+                         "volumes: bind source %s: only ~ and ~/ (your home directory) are "
+                         "understood; write the full path",
+                         ssrc);
+        autofree char *abs = host_path(x, src);
+        if (x->flags & WD_CONFIG_NO_FILES) { /* kept as written, made absolute where possible */
+            v->bind = true;
+            v->source = abs ? WD_STEAL(abs) : xstrdup(src);
+            v->target = WD_STEAL(target);
+            v->line = line;
+            return 0;
+        }
+        if (abs == NULL)
+            return no_home(x, line, "volumes: bind source", src);
+        autofree char *sabs = shown(abs);
+        char *real = realpath(abs, NULL);
+        int e = errno;
+        if (real == NULL && (e == ENOENT || e == ENOTDIR))
+            return cfail_errno(x, e, line,
+                               "volumes: bind source %s (%s) does not exist; create it or fix the "
+                               "path (relative to %s)",
+                               ssrc, sabs, x->file);
+        if (real == NULL)
+            return cfail_errno(x, e, line, "volumes: bind source %s (%s): %s; fix the path or its "
+                                           "permissions",
+                               ssrc, sabs, strerror(e));
+        v->bind = true;
+        v->source = real;
+        if (strchr(real, ':') != NULL) {
+            autofree char *sreal = shown(real);
+            return cfail(x, line,
+                         "volumes: bind source %s is %s, whose ':' docker cannot mount; use a "
+                         "path without ':'",
+                         ssrc, sreal);
+        }
+    } else {
+        if (!valid_name(src, 64))
+            return cfail(x, line,
+                         "volumes: %s is not a volume name (letters, digits, '_', '.', '-', "
+                         "starting with a letter or digit, at most 64); start a host path with "
+                         "./ or /",
+                         ssrc);
+        v->source = xstrdup(src);
+    }
+    v->target = WD_STEAL(target);
+    v->line = line;
+    return 0;
+}
+
+/* volumes = ["./keys:/keys:ro", "data:/var/lib/app"] */
+static int docker_volumes(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    struct wd_strv items = {0};
+    int r = get_strv(x, kv, kv->val, &items);
+    if (r < 0)
+        return r;
+    struct wd_config *c = x->c;
+    c->volumes = xcalloc(items.n ? items.n : 1, sizeof *c->volumes);
+    for (size_t i = 0; r == 0 && i < items.n; i++) {
+        int line = wd_toml_array_at(kv->val, i)->line;
+        c->nvolumes = i + 1;
+        r = parse_volume(x, items.v[i], line, &c->volumes[i]);
+        for (size_t j = 0; r == 0 && j < i; j++)
+            if (strcmp(c->volumes[j].target, c->volumes[i].target) == 0) {
+                autofree char *t = shown(c->volumes[i].target);
+                r = cfail(x, line,
+                          "volumes: target %s is used twice (items %zu and %zu); give each "
+                          "volume its own target",
+                          t, j + 1, i + 1);
+            }
+    }
+    strv_free(&items);
+    return r;
+}
+
+/* [a-zA-Z0-9_.-]+, not "." or "..": the file name under /run/secrets. */
+static bool valid_secret_name(const char *s, size_t len)
+{
+    if (len == 0 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* One secret: e is NAME = "path". */
+static int parse_secret(struct ctx *x, const struct wd_toml_kv *e, struct wd_secret_cfg *s)
+{
+    autofree char *k = tkey(e->key);
+    if (!valid_secret_name(e->key, e->key_len)) {
+        autofree char *q = qs(e->key);
+        return cfail(x, e->line,
+                     "secrets: %s is not a secret name (letters, digits, '_', '.', '-'; not \".\" "
+                     "or \"..\"); rename it",
+                     q);
+    }
+    const struct wd_toml_node *v = e->val;
+    if (v->type != WD_TOML_STRING) {
+        const char *t = wd_toml_type_name(v->type);
+        return cfail(x, e->line, "secrets.%s must be a string (the path of a file), not %s %s", k,
+                     article(t), t);
+    }
+    if (strlen(v->u.str.s) != v->u.str.len)
+        return cfail(x, e->line, "secrets.%s must not contain NUL characters", k);
+    if (v->u.str.len == 0)
+        return cfail(x, e->line, "secrets.%s is empty; give the path of the file", k);
+    s->name = xstrdup(e->key);
+    s->line = e->line;
+    autofree char *what = xasprintf("secrets.%s", k);
+    autofree char *abs = host_path(x, v->u.str.s);
+    if (x->flags & WD_CONFIG_NO_FILES) {
+        s->path = abs ? WD_STEAL(abs) : xstrdup(v->u.str.s);
+        return 0;
+    }
+    if (abs == NULL)
+        return no_home(x, e->line, what, v->u.str.s);
+    autofree char *sabs = shown(abs);
+    struct stat st;
+    if (stat(abs, &st) < 0) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR)
+            return cfail_errno(x, err, e->line,
+                               "%s: %s does not exist; create it or fix the path (relative to %s)",
+                               what, sabs, x->file);
+        return cfail_errno(x, err, e->line, "%s: cannot read %s: %s; fix the path or its "
+                                            "permissions",
+                           what, sabs, strerror(err));
+    }
+    if (S_ISDIR(st.st_mode))
+        return cfail_errno(x, EISDIR, e->line, "%s: %s is a directory; a secret must be a file",
+                           what, sabs);
+    if (!S_ISREG(st.st_mode))
+        return cfail(x, e->line, "%s: %s is not a regular file; a secret must be a file", what,
+                     sabs);
+    int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int err = errno;
+        return cfail_errno(x, err, e->line, "%s: cannot read %s: %s; make it readable by this user",
+                           what, sabs, strerror(err));
+    }
+    close(fd);
+    s->path = realpath(abs, NULL);
+    if (s->path == NULL)
+        s->path = WD_STEAL(abs);
+    return 0;
+}
+
+/* secrets = {NAME = "path"} */
+static int docker_secrets(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    if (kv->val->type != WD_TOML_TABLE)
+        return type_err(x, kv, "a table like {NAME = \"path\"}");
+    size_t n = wd_toml_len(kv->val);
+    x->c->secrets = xcalloc(n ? n : 1, sizeof *x->c->secrets);
+    for (size_t i = 0; i < n; i++) {
+        x->c->nsecrets = i + 1;
+        int r = parse_secret(x, wd_toml_table_at(kv->val, i), &x->c->secrets[i]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* networks = ["dbnet"] */
+static int docker_networks(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    struct wd_strv *nets = &x->c->networks;
+    int r = get_strv(x, kv, kv->val, nets);
+    for (size_t i = 0; r == 0 && i < nets->n; i++) {
+        int line = wd_toml_array_at(kv->val, i)->line;
+        autofree char *q = qs(nets->v[i]);
+        if (!valid_name(nets->v[i], 0))
+            return cfail(x, line,
+                         "networks: %s is not a network name (letters, digits, '_', '.', '-', "
+                         "starting with a letter or digit); use a name from docker network ls",
+                         q);
+        if (strcmp(nets->v[i], "host") == 0 || strcmp(nets->v[i], "none") == 0)
+            return cfail(x, line,
+                         "networks: %s cannot be joined besides the app's own network; use a "
+                         "user-defined network (docker network create)",
+                         q);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(nets->v[j], nets->v[i]) == 0)
+                return cfail(x, line, "networks: %s is listed twice; list each network once", q);
+    }
+    return r;
+}
+
+static bool valid_hostname(const char *s, size_t len)
+{
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* extra_hosts = {"db.local" = "10.1.2.3"} */
+static int docker_extra_hosts(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    if (kv->val->type != WD_TOML_TABLE)
+        return type_err(x, kv, "a table like {\"db.local\" = \"10.1.2.3\"}");
+    for (size_t i = 0; i < wd_toml_len(kv->val); i++) {
+        const struct wd_toml_kv *e = wd_toml_table_at(kv->val, i);
+        autofree char *k = tkey(e->key);
+        if (!valid_hostname(e->key, e->key_len)) {
+            autofree char *q = qs(e->key);
+            return cfail(x, e->line,
+                         "extra_hosts: %s is not a host name (letters, digits, '.', '-', at most "
+                         "253); fix the name",
+                         q);
+        }
+        const struct wd_toml_node *v = e->val;
+        if (v->type != WD_TOML_STRING) {
+            const char *t = wd_toml_type_name(v->type);
+            return cfail(x, e->line,
+                         "extra_hosts.%s must be a string (an IP address), not %s %s; quote host "
+                         "names with dots: extra_hosts = {\"db.local\" = \"10.1.2.3\"}",
+                         k, article(t), t);
+        }
+        const char *addr = v->u.str.s;
+        unsigned char buf[16];
+        bool ok = strlen(addr) == v->u.str.len &&
+                  (strcmp(addr, "host-gateway") == 0 || inet_pton(AF_INET, addr, buf) == 1 ||
+                   inet_pton(AF_INET6, addr, buf) == 1);
+        if (!ok) {
+            autofree char *q = qs(addr);
+            return cfail(x, e->line,
+                         "extra_hosts.%s = %s is not an IP address; write an IPv4 or IPv6 "
+                         "address, or \"host-gateway\" for the host",
+                         k, q);
+        }
+        strv_push(&x->c->extra_hosts, xasprintf("%s:%s", e->key, addr));
+    }
+    return 0;
+}
+
 static int group_replicas(struct ctx *x, const struct wd_toml_kv *kv)
 {
     struct wd_group_cfg *g = x->target;
     return get_int(x, kv, 1, WD_CONFIG_MAX_REPLICAS, &g->replicas);
 }
 
-static const struct field group_fields[] = {{"replicas", group_replicas}};
+static const struct field group_fields[] = {
+    {"replicas", group_replicas}, {"env", apply_env},   {"env_file", apply_env_file},
+    {"memory", apply_memory},     {"cpus", apply_cpus}, {"pids", apply_pids},
+};
 
 static int docker_replicas(struct ctx *x, const struct wd_toml_kv *kv)
 {
     return get_int(x, kv, 1, WD_CONFIG_MAX_REPLICAS, &x->c->replicas);
+}
+
+/* mtls = true */
+static int docker_mtls(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    if (kv->val->type != WD_TOML_BOOL)
+        return type_err(x, kv, "true or false");
+    x->c->mtls = kv->val->u.b;
+    return 0;
 }
 
 /* kv is a table of NAME -> table. slot(x, i, n, entry) returns the i-th of n records to fill;
@@ -556,8 +1351,11 @@ static int docker_listeners(struct ctx *x, const struct wd_toml_kv *kv)
 
 static void *group_slot(struct ctx *x, size_t i, size_t n, const struct wd_toml_kv *e)
 {
-    if (x->c->groups == NULL)
+    if (x->c->groups == NULL) {
         x->c->groups = xcalloc(n, sizeof *x->c->groups);
+        x->tmp->groups = xcalloc(n, sizeof *x->tmp->groups);
+        x->tmp->ngroups = n;
+    }
     struct wd_group_cfg *g = &x->c->groups[i];
     g->component = xstrdup(e->key);
     g->line = e->line;
@@ -575,7 +1373,72 @@ static const struct field docker_fields[] = {
     {"replicas", docker_replicas},
     {"listeners", docker_listeners},
     {"groups", docker_groups},
+    {"env", apply_env},
+    {"env_file", apply_env_file},
+    {"host_ports", docker_host_ports},
+    {"volumes", docker_volumes},
+    {"secrets", docker_secrets},
+    {"networks", docker_networks},
+    {"extra_hosts", docker_extra_hosts},
+    {"memory", apply_memory},
+    {"cpus", apply_cpus},
+    {"pids", apply_pids},
+    {"mtls", docker_mtls},
 };
+
+/* The part of [docker] that needs the whole section: environment lists (env_file entries, then
+ * env; a later KEY takes the place of an earlier one), the pids default, what groups inherit,
+ * and secrets against volumes. */
+static int docker_finish(struct ctx *x, int line, struct docker_tmp *t)
+{
+    struct wd_config *c = x->c;
+    const struct wd_strv *sec[] = {&t->sec.file, &t->sec.table};
+    int r = env_merge(x, line, "env_file and env", &c->docker_env, sec, WD_ARRAY_LEN(sec));
+    if (r < 0)
+        return r;
+    if (c->res.pids == 0)
+        c->res.pids = WD_CONFIG_DEFAULT_PIDS;
+    for (size_t i = 0; i < c->ngroups; i++) {
+        struct wd_group_cfg *g = &c->groups[i];
+        if (g->replicas == 0)
+            g->replicas = c->replicas;
+        if (g->res.memory_bytes == 0)
+            g->res.memory_bytes = c->res.memory_bytes;
+        if (g->res.nano_cpus == 0)
+            g->res.nano_cpus = c->res.nano_cpus;
+        if (g->res.pids == 0)
+            g->res.pids = c->res.pids;
+        const struct wd_strv *own[] = {&c->docker_env, &t->groups[i].file, &t->groups[i].table};
+        autofree char *name = tkey(g->component);
+        autofree char *what = xasprintf("groups.%s", name);
+        r = env_merge(x, g->line, what, &g->env, own, WD_ARRAY_LEN(own));
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < c->nvolumes; i++)
+        for (size_t j = 0; j < c->nsecrets; j++) {
+            const char *tg = c->volumes[i].target;
+            if (strncmp(tg, "/run/secrets/", 13) == 0 && strcmp(tg + 13, c->secrets[j].name) == 0) {
+                autofree char *st = shown(tg);
+                return cfail(x, c->volumes[i].line,
+                             "volumes: target %s is where the secret %s is mounted; choose "
+                             "another path",
+                             st, c->secrets[j].name);
+            }
+        }
+    return 0;
+}
+
+static void docker_tmp_free(struct docker_tmp *t)
+{
+    strv_free(&t->sec.file);
+    strv_free(&t->sec.table);
+    for (size_t i = 0; i < t->ngroups; i++) {
+        strv_free(&t->groups[i].file);
+        strv_free(&t->groups[i].table);
+    }
+    free(t->groups);
+}
 
 /* ---------- sections ---------- */
 
@@ -602,8 +1465,69 @@ static int find_section(const char *file, const struct wd_toml_node *root, const
     return 0;
 }
 
+/* Edit distance (insertions, deletions, substitutions), for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Sections are components (full paths with a '/') or deployers' own ([docker], [multi], ...):
+ * a near miss of ours is a typo that would silently drop its keys. */
+static int check_section_names(const char *file, const struct wd_toml_node *root,
+                               struct wd_error **err)
+{
+    static const char *const known[] = {WD_CONFIG_APP_SHORT, WD_CONFIG_DOCKER_SHORT,
+                                        "single", "multi", "ssh", "gke", "gke-local", "kube"};
+    static const char *const ours[] = {WD_CONFIG_APP_SHORT, WD_CONFIG_DOCKER_SHORT};
+    size_t n = wd_toml_len(root);
+    for (size_t i = 0; i < n; i++) {
+        const struct wd_toml_kv *kv = wd_toml_table_at(root, i);
+        if (strchr(kv->key, '/'))
+            continue;
+        bool is_known = false;
+        for (size_t k = 0; k < WD_ARRAY_LEN(known); k++)
+            is_known = is_known || strcmp(kv->key, known[k]) == 0;
+        if (is_known)
+            continue;
+        for (size_t k = 0; k < WD_ARRAY_LEN(ours); k++) {
+            autofree char *lower = xstrdup(kv->key);
+            for (char *p = lower; *p; p++)
+                *p = (char)((*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : *p);
+            if (edit_distance(lower, ours[k]) <= 2)
+                return wd_err(err, EINVAL,
+                              "%s:%d: unknown section [%s]; did you mean [%s]? (its keys would "
+                              "be ignored)",
+                              file, kv->line, kv->key, ours[k]);
+        }
+        wd_warn("%s:%d: section [%s] is ignored: it is not a component (those are full names "
+                "such as \"example.com/app/Cart\") nor a deployer's section",
+                file, kv->line, kv->key);
+    }
+    return 0;
+}
+
 static int read_app(const char *file, const struct wd_toml_node *root, struct wd_config *c,
-                    struct wd_error **err)
+                    unsigned flags, struct wd_error **err)
 {
     const struct wd_toml_kv *sec = NULL;
     int r = find_section(file, root, WD_CONFIG_APP_SHORT, WD_CONFIG_APP_SECTION, &sec, err);
@@ -623,6 +1547,10 @@ static int read_app(const char *file, const struct wd_toml_node *root, struct wd
                      "has no binary; add binary = \"./path/to/app\" (relative to %s)", file);
     autofree char *dir = path_dir(c->path);
     char *abs = path_abs(dir, c->binary);
+    (void)flags;
+    const struct wd_toml_kv *bkv = wd_toml_find(sec->val, "binary");
+    c->binary_line = bkv ? bkv->line : sec->val->line;
+    c->binary_given = xstrdup(c->binary);
     free(c->binary);
     c->binary = abs;
     if (c->name == NULL || c->name[0] == 0) {
@@ -633,32 +1561,46 @@ static int read_app(const char *file, const struct wd_toml_node *root, struct wd
 }
 
 static int read_docker(const char *file, const struct wd_toml_node *root, struct wd_config *c,
-                       struct wd_error **err)
+                       unsigned flags, struct wd_error **err)
 {
     const struct wd_toml_kv *sec = NULL;
     int r = find_section(file, root, WD_CONFIG_DOCKER_SHORT, WD_CONFIG_DOCKER_SECTION, &sec, err);
-    if (r < 0 || sec == NULL)
-        return r;
-    autofree char *label = section_label(sec->key);
-    struct ctx x = {.file = file, .label = label, .c = c, .err = err};
-    r = apply_fields(&x, sec->val, docker_fields, WD_ARRAY_LEN(docker_fields));
     if (r < 0)
         return r;
-    for (size_t i = 0; i < c->ngroups; i++)
-        if (c->groups[i].replicas == 0)
-            c->groups[i].replicas = c->replicas;
-    return 0;
+    if (sec == NULL) {
+        c->res.pids = WD_CONFIG_DEFAULT_PIDS;
+        return 0;
+    }
+    autofree char *label = section_label(sec->key);
+    autofree char *dir = path_dir(c->path);
+    struct docker_tmp tmp = {0};
+    struct ctx x = {
+        .file = file, .label = label, .dir = dir, .c = c, .tmp = &tmp, .flags = flags, .err = err};
+    r = apply_fields(&x, sec->val, docker_fields, WD_ARRAY_LEN(docker_fields));
+    if (r == 0)
+        r = docker_finish(&x, sec->val->line, &tmp);
+    docker_tmp_free(&tmp);
+    return r;
 }
 
 int wd_config_parse(const char *text, size_t len, const char *path, struct wd_config **out,
                     struct wd_error **err)
 {
+    return wd_config_parse_ex(text, len, path, 0, out, err);
+}
+
+int wd_config_parse_ex(const char *text, size_t len, const char *path, unsigned flags,
+                       struct wd_config **out, struct wd_error **err)
+{
+    if (flags & ~(unsigned)WD_CONFIG_NO_FILES)
+        return wd_err(err, EINVAL, "%s: unknown config parse flags %#x", path, flags);
     struct wd_toml *doc = NULL;
     int r = wd_toml_parse(text, len, path, &doc, err);
     if (r < 0)
         return r;
     struct wd_config *c = xzalloc(sizeof *c);
     c->path = path_abs(NULL, path);
+    c->path_shown = xstrdup(path);
     c->replicas = 1;
     const struct wd_toml_node *root = wd_toml_root(doc);
     size_t n = wd_toml_len(root);
@@ -678,9 +1620,11 @@ int wd_config_parse(const char *text, size_t len, const char *path, struct wd_co
         c->nsections = i + 1;
     }
     if (r == 0)
-        r = read_app(path, root, c, err);
+        r = check_section_names(path, root, err);
     if (r == 0)
-        r = read_docker(path, root, c, err);
+        r = read_app(path, root, c, flags, err);
+    if (r == 0)
+        r = read_docker(path, root, c, flags, err);
     wd_toml_free(doc);
     if (r < 0) {
         wd_config_free(c);
@@ -696,6 +1640,7 @@ static int load_binary(const char *path, struct wd_config **out)
     c->binary = path_abs(NULL, path);
     c->name = xstrdup(path_base(c->binary));
     c->replicas = 1;
+    c->res.pids = WD_CONFIG_DEFAULT_PIDS;
     c->sections = xcalloc(1, sizeof *c->sections);
     *out = c;
     return 0;
@@ -726,13 +1671,6 @@ int wd_config_load(const char *path, struct wd_config **out, struct wd_error **e
     return wd_config_parse(text, len, path, out, err);
 }
 
-static void strv_free(struct wd_strv *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-}
-
 void wd_config_free(struct wd_config *c)
 {
     if (c == NULL)
@@ -745,6 +1683,8 @@ void wd_config_free(struct wd_config *c)
     for (size_t i = 0; i < c->ncolocate; i++)
         strv_free(&c->colocate[i]);
     free(c->colocate);
+    free(c->binary_given);
+    free(c->path_shown);
     for (size_t i = 0; i < c->nsections; i++) {
         free(c->sections[i].name);
         free(c->sections[i].text);
@@ -755,10 +1695,60 @@ void wd_config_free(struct wd_config *c)
         free(c->listeners[i].address);
     }
     free(c->listeners);
-    for (size_t i = 0; i < c->ngroups; i++)
+    for (size_t i = 0; i < c->ngroups; i++) {
         free(c->groups[i].component);
+        strv_free(&c->groups[i].env);
+    }
     free(c->groups);
+    strv_free(&c->docker_env);
+    free(c->host_ports);
+    for (size_t i = 0; i < c->nvolumes; i++) {
+        free(c->volumes[i].source);
+        free(c->volumes[i].target);
+    }
+    free(c->volumes);
+    for (size_t i = 0; i < c->nsecrets; i++) {
+        free(c->secrets[i].name);
+        free(c->secrets[i].path);
+    }
+    free(c->secrets);
+    strv_free(&c->networks);
+    strv_free(&c->extra_hosts);
     free(c);
+}
+
+/* The groups entry for the group that holds component: one naming it, or naming a component
+ * colocated with it; the first such entry, as the deployer picks its replicas. */
+static const struct wd_group_cfg *group_of(const struct wd_config *c, const char *component)
+{
+    if (component == NULL)
+        return NULL;
+    const struct wd_strv *coloc = NULL;
+    for (size_t i = 0; coloc == NULL && i < c->ncolocate; i++)
+        for (size_t j = 0; j < c->colocate[i].n; j++)
+            if (strcmp(c->colocate[i].v[j], component) == 0)
+                coloc = &c->colocate[i];
+    for (size_t i = 0; i < c->ngroups; i++) {
+        const char *named = c->groups[i].component;
+        if (strcmp(named, component) == 0)
+            return &c->groups[i];
+        for (size_t j = 0; coloc != NULL && j < coloc->n; j++)
+            if (strcmp(named, coloc->v[j]) == 0)
+                return &c->groups[i];
+    }
+    return NULL;
+}
+
+const struct wd_strv *wd_config_group_env(const struct wd_config *c, const char *component)
+{
+    const struct wd_group_cfg *g = group_of(c, component);
+    return g ? &g->env : &c->docker_env;
+}
+
+struct wd_resources wd_config_group_res(const struct wd_config *c, const char *component)
+{
+    const struct wd_group_cfg *g = group_of(c, component);
+    return g ? g->res : c->res;
 }
 
 int wd_config_check_input(const char *path, struct wd_error **err)
@@ -785,6 +1775,44 @@ int wd_config_check_input(const char *path, struct wd_error **err)
                   path);
 }
 
+int wd_config_check_binary(const struct wd_config *c, struct wd_error **err)
+{
+    if (access(c->binary, F_OK) == 0 || c->path == NULL || c->binary_given == NULL)
+        return 0; /* exists, or it is the argument itself: the binary's own check speaks */
+    int e = errno;
+    return wd_err(err, e == ENOENT ? ENOENT : e,
+                  "%s:%d: [serviceweaver] binary \"%s\" is %s, which %s (a relative binary is "
+                  "relative to the toml's directory; build the app or fix the path)",
+                  c->path_shown ? c->path_shown : c->path, c->binary_line, c->binary_given,
+                  c->binary, e == ENOENT ? "does not exist" : strerror(e));
+}
+
+int wd_config_resolve_input(const char *arg, char **out, struct wd_error **err)
+{
+    const char *dir = arg ? arg : ".";
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char *p = strcmp(dir, ".") == 0 ? xstrdup("weaver.toml")
+                                        : xasprintf("%s%sweaver.toml", dir,
+                                                    dir[strlen(dir) - 1] == '/' ? "" : "/");
+        if (access(p, F_OK) != 0) {
+            free(p);
+            return wd_err(err, ENOENT,
+                          "%s has no weaver.toml; give the app's weaver.toml or binary%s",
+                          arg ? arg : "this directory", arg ? "" : " (or run it where the toml is)");
+        }
+        *out = p;
+        return wd_config_check_input(*out, err);
+    }
+    *out = xstrdup(arg);
+    int r = wd_config_check_input(*out, err);
+    if (r < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return r;
+}
+
 bool wd_config_valid_app_name(const char *s)
 {
     if (!*s || strlen(s) > 40)
@@ -794,4 +1822,39 @@ bool wd_config_valid_app_name(const char *s)
               (*p == '.' && p != s)))
             return false;
     return true;
+}
+
+int wd_config_check_app_name(const char *s, struct wd_error **err)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return wd_err(err, EINVAL, "the app name is empty; set [serviceweaver] name");
+    if (n > 40)
+        return wd_err(err, EINVAL,
+                      "app name \"%s\" is %zu characters long, at most 40 fit in container "
+                      "and network names; set a shorter [serviceweaver] name",
+                      s, n);
+    if (s[0] == '.')
+        return wd_err(err, EINVAL,
+                      "app name \"%s\" starts with '.'; set [serviceweaver] name to start with "
+                      "a letter or digit",
+                      s);
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              *p == '.'))
+            return wd_err(err, EINVAL,
+                          "app name \"%s\" has '%c' at position %zu; set [serviceweaver] name "
+                          "to lowercase letters, digits, '-', '_' or '.'",
+                          s, *p, (size_t)(p - s) + 1);
+    return 0;
+}
+
+bool wd_env_has_key(const struct wd_strv *env, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    size_t kl = eq ? (size_t)(eq - kv) : strlen(kv);
+    for (size_t i = 0; i < env->n; i++)
+        if (strncmp(env->v[i], kv, kl) == 0 && env->v[i][kl] == '=')
+            return true;
+    return false;
 }

@@ -1,7 +1,11 @@
 /* The envelope brain, shared by every runtime. Single-threaded: everything runs on the loop. */
 #include "engine/deploy.h"
+#include "engine/json.h"
 #include "engine/log.h"
+#include "engine/mtls.h"
 #include "engine/proxy.h"
+#include "engine/state.h"
+#include "engine/termout.h"
 
 /* protobuf-c's INIT macros cast away const and its messages hold `char *`: we hand it borrowed
  * strings for packing only. */
@@ -10,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,8 +24,10 @@
 
 #define HEALTH_EVERY_MS 5000
 #define STOP_GRACE_MS 5000
+#define ABANDON_MS 10000
 #define RESTART_MIN_MS 100
 #define RESTART_MAX_MS 10000
+#define RESTART_LIMIT_MS 3600000 /* the longest either bound of the knob may be: an hour */
 #define STABLE_MS 30000
 
 /* ---------- names ---------- */
@@ -143,6 +151,14 @@ static void build_groups(struct wd_deploy *d)
         group_add_comp(g, d->comps[i]);
         group_finish(d, g);
     }
+    /* one container name per group, even when two share "pkg.Type" */
+    char **slugs = xcalloc(d->ngroups + 1, sizeof *slugs);
+    for (size_t i = 0; i < d->ngroups; i++)
+        slugs[i] = d->groups[i]->slug;
+    wd_unique_names(slugs, d->ngroups);
+    for (size_t i = 0; i < d->ngroups; i++)
+        d->groups[i]->slug = slugs[i];
+    free(slugs);
 }
 
 /* ---------- protobuf helpers ---------- */
@@ -283,7 +299,7 @@ static void send_components(struct wd_replica *r)
 
 /* ---------- replicas ---------- */
 
-static void launch_replica(struct wd_group *g, int slot, int restarts);
+static void launch_replica(struct wd_group *g, int slot, int restarts, const char *last_exit);
 
 static void group_activate(struct wd_group *g)
 {
@@ -295,7 +311,7 @@ static void group_activate(struct wd_group *g)
     wd_info("starting group %s (%d replica%s)", g->short_name, g->nreplicas,
             g->nreplicas == 1 ? "" : "s");
     for (int i = 0; i < g->nreplicas; i++)
-        launch_replica(g, i, 0);
+        launch_replica(g, i, 0, NULL);
 }
 
 static void unsubscribe(struct wd_deploy *d, struct wd_replica *r)
@@ -311,6 +327,7 @@ static void unsubscribe(struct wd_deploy *d, struct wd_replica *r)
 }
 
 static void check_all_gone(struct wd_deploy *d);
+static void write_status(struct wd_deploy *d);
 
 static void health_tick(struct wd_timer *t, void *arg);
 
@@ -326,8 +343,11 @@ static void on_health(struct wd_conn *c, const char *errmsg, const uint8_t *pb, 
         r->health = rep ? (int)rep->status : RUNTIME__HEALTH_STATUS__UNKNOWN;
         runtime__get_health_reply__free_unpacked(rep, NULL);
     }
+    if (r->broken)
+        r->health = RUNTIME__HEALTH_STATUS__UNHEALTHY;
     if (r->d->rt->health && r->state == WD_R_READY)
         r->d->rt->health(r->d, r, r->health);
+    write_status(r->d); /* at once: ps may be asked the moment up -d returns */
     if (r->state == WD_R_READY && !r->d->stopping)
         r->health_timer = wd_timer_add(r->d->loop, HEALTH_EVERY_MS, health_tick, r);
 }
@@ -366,6 +386,7 @@ static void check_ready(struct wd_deploy *d)
         if (wd_proxy_nbackends(d->listeners[i].proxy) == 0)
             return;
     d->announced_ready = true;
+    write_status(d);
     wd_info("%s is ready", d->app);
     if (d->opts.ready_fd >= 0) {
         struct wd_buf b = {0};
@@ -521,7 +542,14 @@ static void activate(struct wd_replica *r, const char *name, bool routed)
 static void store_entry(struct wd_deploy *d, const struct wd_log_entry *le)
 {
     if (d->logstore == NULL && d->opts.log_path && !d->logstore_failed) {
-        d->logstore = fopen(d->opts.log_path, "ae");
+        /* no symlink followed: the directory is ours (wd_state_dir), the file must be too */
+        int fd = open(d->opts.log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                      0600);
+        d->logstore = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (fd >= 0 && d->logstore == NULL)
+            close(fd);
+        if (d->logstore)
+            setvbuf(d->logstore, NULL, _IOFBF, 64 << 10);
         if (d->logstore == NULL) {
             d->logstore_failed = true;
             wd_warn("cannot write logs to %s: %s", d->opts.log_path, strerror(errno));
@@ -534,7 +562,8 @@ static void store_entry(struct wd_deploy *d, const struct wd_log_entry *le)
     wd_logfmt_json(le, &b);
     wd_buf_append(&b, "\n", 1);
     fwrite(b.data, 1, b.len, d->logstore);
-    fflush(d->logstore);
+    if (!d->in_batch) /* a batch is flushed once, at its end */
+        fflush(d->logstore);
     wd_buf_free(&b);
 }
 
@@ -571,8 +600,10 @@ static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
         wd_buf_free(&m);
     }
     wd_buf_append(&b, "\n", 1);
-    fwrite(b.data, 1, b.len, d->opts.out);
-    fflush(d->opts.out);
+    if (d->in_batch) /* one write to the terminal for the whole batch */
+        wd_buf_append(&d->batch_out, b.data, b.len);
+    else
+        wd_termout_write(d->tout, (const char *)b.data, b.len);
     wd_buf_free(&b);
 }
 
@@ -584,7 +615,13 @@ void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ..
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "weaver-docker: %s\n", msg);
+    wd_termout_printf(d->terr, "weaver-docker: %s\n", msg);
+    if (!d->announced_ready && d->opts.ready_fd >= 0 && strcmp(level, "info") != 0) {
+        /* `up -d` is still waiting: our warnings (a host port nothing answers on, a component
+         * that failed to construct) are often the reason the app is not ready */
+        autofree char *line = xasprintf("log weaver-docker: %s\n", msg);
+        (void)!write(d->opts.ready_fd, line, strlen(line));
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct wd_log_entry le = {
@@ -647,6 +684,214 @@ static struct wd_listener *find_listener(struct wd_deploy *d, const char *name)
 static int open_listener(struct wd_deploy *d, const char *name, const char *component,
                          struct wd_error **err);
 
+static const char *entry_attr(const Runtime__LogEntry *e, const char *key)
+{
+    for (size_t i = 0; i + 1 < e->n_attrs; i += 2)
+        if (strcmp(e->attrs[i], key) == 0)
+            return e->attrs[i + 1];
+    return NULL;
+}
+
+/* weaver logs "Failed to construct component" (system, error) when a component's Init fails,
+ * e.g. its database is unreachable, and never retries: the weavelet stays up, healthy by
+ * GetHealth, and every call to the component hangs. Say so where the user looks (the log,
+ * always shown) and report the replica unhealthy, so ps and the engine's health show it. */
+static void note_construct_failure(struct wd_replica *r, const Runtime__LogEntry *e)
+{
+    if (r->broken || e->msg == NULL || strncmp(e->msg, "Failed to construct", 19) != 0)
+        return;
+    const char *comp = entry_attr(e, "component");
+    const char *why = entry_attr(e, "err");
+    const char *inner = why ? strstr(why, " initialization failed: ") : NULL;
+    if (inner) /* weaver's wrapping: 'component "example.com/app/C" initialization failed: ' */
+        why = inner + strlen(" initialization failed: ");
+    r->broken = xasprintf("%s: %s", comp ? comp : "a component", why ? why : e->msg);
+    char *nl = strchr(r->broken, '\n'); /* weaver joins wrapped errors with newlines */
+    if (nl)
+        *nl = 0;
+    wd_deploy_event(r->d, "error",
+                    "group %s replica %d: component %s failed to construct (%s); weaver does not "
+                    "retry it: fix the cause and restart the app",
+                    r->g->short_name, r->slot, comp ? comp : "?",
+                    strchr(r->broken, ':') ? strchr(r->broken, ':') + 2 : r->broken);
+    r->health = RUNTIME__HEALTH_STATUS__UNHEALTHY;
+    if (r->d->rt->health && r->state == WD_R_READY)
+        r->d->rt->health(r->d, r, r->health);
+}
+
+/* ---------- mtls (weaver-protocol.md §3.7; engine/mtls.h) ---------- */
+
+/* The group's identity, issued on first use. Its name is the group's slug (unique among the
+ * groups of build_groups), cut to fit a DNS label; a name another group's certificate already
+ * carries (a group added at run time by activate) gets the group's index appended. */
+static struct wd_mtls_cert *group_cert(struct wd_group *g, struct wd_error **err)
+{
+    struct wd_deploy *d = g->d;
+    if (g->cert)
+        return g->cert;
+    char name[WD_MTLS_MAX_NAME + 1];
+    snprintf(name, sizeof name, "%.48s", g->slug);
+    for (size_t i = 0; i < d->ngroups; i++)
+        if (d->groups[i]->cert && strcmp(d->groups[i]->cert->name, name) == 0) {
+            snprintf(name, sizeof name, "%.48s-g%zu", g->slug, g->idx);
+            break;
+        }
+    if (wd_mtls_issue(d->mtls, name, &g->cert, err) < 0)
+        return NULL;
+    wd_info("mtls: issued the certificate of group %s (%s)", g->short_name, name);
+    return g->cert;
+}
+
+/* The group whose certificate carries this name, or NULL. */
+static struct wd_group *group_by_cert(struct wd_deploy *d, const char *name)
+{
+    for (size_t i = 0; i < d->ngroups; i++)
+        if (d->groups[i]->cert && strcmp(d->groups[i]->cert->name, name) == 0)
+            return d->groups[i];
+    return NULL;
+}
+
+/* The group's component names, borrowed, in an array the caller frees. */
+static const char **group_names(const struct wd_group *g)
+{
+    const char **v = xcalloc(g->ncomps + 1, sizeof *v);
+    for (size_t i = 0; i < g->ncomps; i++)
+        v[i] = g->comps[i]->name;
+    return v;
+}
+
+/* Verify a forwarded chain (DER, leaf first) and map its leaf to one of our groups. */
+static struct wd_group *chain_group(struct wd_deploy *d, enum wd_mtls_role role,
+                                    const ProtobufCBinaryData *chain, size_t n,
+                                    struct wd_error **err)
+{
+    if (n > WD_MTLS_MAX_CHAIN)
+        n = WD_MTLS_MAX_CHAIN + 1; /* refused by wd_mtls_verify; no need to look further */
+    const uint8_t *der[WD_MTLS_MAX_CHAIN + 1];
+    size_t len[WD_MTLS_MAX_CHAIN + 1];
+    for (size_t i = 0; i < n; i++) {
+        der[i] = chain[i].data;
+        len[i] = chain[i].len;
+    }
+    autofree char *name = NULL;
+    if (wd_mtls_verify(d->mtls, role, der, len, n, &name, err) < 0)
+        return NULL;
+    struct wd_group *g = group_by_cert(d, name);
+    if (g == NULL)
+        wd_err(err, EINVAL, "mtls: the certificate names \"%s\", no group of this deployment",
+               name);
+    return g;
+}
+
+/* The weavelet asks for its key pair before each TLS handshake, as client and as server. The
+ * key travels only over this control connection (a Unix socket, or the shim's authenticated
+ * link) and stays in the weavelet's memory. */
+static void self_certificate(struct wd_replica *r, struct wd_conn *c, uint64_t id)
+{
+    struct wd_deploy *d = r->d;
+    if (d->mtls == NULL) {
+        wd_conn_reply(c, id, WD_M_GET_SELF_CERTIFICATE, NULL, 0, "mtls is off ([docker] mtls)");
+        return;
+    }
+    autoerr struct wd_error *err = NULL;
+    struct wd_mtls_cert *cert = group_cert(r->g, &err);
+    if (cert == NULL) {
+        wd_deploy_event(d, "error", "group %s: %s", r->g->short_name, err->msg);
+        wd_conn_reply(c, id, WD_M_GET_SELF_CERTIFICATE, NULL, 0, err->msg);
+        return;
+    }
+    Runtime__GetSelfCertificateReply rep = RUNTIME__GET_SELF_CERTIFICATE_REPLY__INIT;
+    rep.cert = (ProtobufCBinaryData){.len = cert->cert_len, .data = (uint8_t *)cert->cert_pem};
+    rep.key = (ProtobufCBinaryData){.len = cert->key_len, .data = (uint8_t *)cert->key_pem};
+    size_t n = 0;
+    uint8_t *buf = pack(&rep.base, &n);
+    wd_conn_reply(c, id, WD_M_GET_SELF_CERTIFICATE, buf, n, NULL);
+    OPENSSL_cleanse(buf, n); /* one copy of the key fewer in our heap */
+    free(buf);
+}
+
+/* Server side of a data-plane connection: who is calling, and what may it call here? The
+ * components a group may call are the binary's call-graph edges out of its components; of
+ * those, the ones this weavelet's group hosts get handlers on the connection. An error fails
+ * the handshake (and, in weaver v0.24.6, stops the weavelet: README "mTLS"). */
+static void verify_client(struct wd_replica *r, struct wd_conn *c, uint64_t id, const uint8_t *pb,
+                          size_t len)
+{
+    struct wd_deploy *d = r->d;
+    const enum wd_rpc_method m = WD_M_VERIFY_CLIENT_CERTIFICATE;
+    if (d->mtls == NULL) {
+        wd_conn_reply(c, id, m, NULL, 0, "mtls is off ([docker] mtls)");
+        return;
+    }
+    Runtime__VerifyClientCertificateRequest *req =
+        runtime__verify_client_certificate_request__unpack(NULL, len, pb);
+    if (req == NULL) {
+        wd_conn_reply(c, id, m, NULL, 0, "malformed VerifyClientCertificateRequest");
+        return;
+    }
+    autoerr struct wd_error *err = NULL;
+    struct wd_group *caller = chain_group(d, WD_MTLS_CLIENT, req->cert_chain, req->n_cert_chain,
+                                          &err);
+    runtime__verify_client_certificate_request__free_unpacked(req, NULL);
+    if (caller == NULL) {
+        wd_deploy_event(d, "warn", "group %s replica %d refused a connection: %s",
+                        r->g->short_name, r->slot, err->msg);
+        wd_conn_reply(c, id, m, NULL, 0, err->msg);
+        return;
+    }
+    autofree const char **from = group_names(caller);
+    autofree const char **here = group_names(r->g);
+    autofree const char **ok = NULL;
+    size_t nok = 0;
+    wd_mtls_callable(d->bin->edges, d->bin->nedges, from, caller->ncomps, here, r->g->ncomps, &ok,
+                     &nok);
+    wd_debug("mtls: group %s replica %d accepts group %s for %zu component%s", r->g->short_name,
+             r->slot, caller->short_name, nok, nok == 1 ? "" : "s");
+    Runtime__VerifyClientCertificateReply rep = RUNTIME__VERIFY_CLIENT_CERTIFICATE_REPLY__INIT;
+    rep.n_components = nok;
+    rep.components = (char **)ok;
+    reply_msg(c, id, m, &rep.base, NULL);
+}
+
+/* Client side: the weavelet dialed a replica of target_component's group; the certificate
+ * the server presented must be that group's. */
+static void verify_server(struct wd_replica *r, struct wd_conn *c, uint64_t id, const uint8_t *pb,
+                          size_t len)
+{
+    struct wd_deploy *d = r->d;
+    const enum wd_rpc_method m = WD_M_VERIFY_SERVER_CERTIFICATE;
+    if (d->mtls == NULL) {
+        wd_conn_reply(c, id, m, NULL, 0, "mtls is off ([docker] mtls)");
+        return;
+    }
+    Runtime__VerifyServerCertificateRequest *req =
+        runtime__verify_server_certificate_request__unpack(NULL, len, pb);
+    if (req == NULL || req->target_component == NULL || !*req->target_component) {
+        runtime__verify_server_certificate_request__free_unpacked(req, NULL);
+        wd_conn_reply(c, id, m, NULL, 0, "malformed VerifyServerCertificateRequest");
+        return;
+    }
+    autoerr struct wd_error *err = NULL;
+    struct wd_group *server = chain_group(d, WD_MTLS_SERVER, req->cert_chain, req->n_cert_chain,
+                                          &err);
+    if (server) {
+        autofree const char **names = group_names(server);
+        if (!wd_mtls_hosts(names, server->ncomps, req->target_component))
+            wd_err(&err, EACCES,
+                   "mtls: the server's certificate is group %s's, which does not host %s",
+                   server->short_name, req->target_component);
+    }
+    runtime__verify_server_certificate_request__free_unpacked(req, NULL);
+    if (err) {
+        wd_deploy_event(d, "warn", "group %s replica %d refused a server: %s", r->g->short_name,
+                        r->slot, err->msg);
+        wd_conn_reply(c, id, m, NULL, 0, err->msg);
+        return;
+    }
+    Runtime__VerifyServerCertificateReply rep = RUNTIME__VERIFY_SERVER_CERTIFICATE_REPLY__INIT;
+    reply_msg(c, id, m, &rep.base, NULL);
+}
+
 static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, const uint8_t *pb,
                        size_t len, void *arg)
 {
@@ -706,8 +951,17 @@ static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, con
     }
     case WD_M_LOG_BATCH: {
         Runtime__LogEntryBatch *b = runtime__log_entry_batch__unpack(NULL, len, pb);
-        for (size_t i = 0; b && i < b->n_entries; i++)
+        d->in_batch = true;
+        for (size_t i = 0; b && i < b->n_entries; i++) {
             print_entry(d, b->entries[i]);
+            note_construct_failure(r, b->entries[i]);
+        }
+        d->in_batch = false;
+        if (d->logstore)
+            fflush(d->logstore);
+        if (d->batch_out.len)
+            wd_termout_write(d->tout, (const char *)d->batch_out.data, d->batch_out.len);
+        d->batch_out.len = 0;
         runtime__log_entry_batch__free_unpacked(b, NULL);
         wd_conn_reply(c, id, m, NULL, 0, NULL);
         break;
@@ -717,9 +971,13 @@ static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, con
         wd_conn_reply(c, id, m, NULL, 0, NULL);
         break;
     case WD_M_GET_SELF_CERTIFICATE:
+        self_certificate(r, c, id);
+        break;
     case WD_M_VERIFY_CLIENT_CERTIFICATE:
+        verify_client(r, c, id, pb, len);
+        break;
     case WD_M_VERIFY_SERVER_CERTIFICATE:
-        wd_conn_reply(c, id, m, NULL, 0, "mtls is not supported by weaver-docker");
+        verify_server(r, c, id, pb, len);
         break;
     default:
         wd_conn_reply(c, id, m, NULL, 0, "internal error: unknown function");
@@ -774,6 +1032,7 @@ char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
     a.deployment_id = r->d->deployment_id;
     a.id = r->id;
     a.run_main = r->g->has_main;
+    a.mtls = r->d->mtls != NULL; /* dial addresses become mtls://tcp://... */
     a.internal_address = (char *)internal_address;
     rd.component = (char *)WD_DEPLOYER_CONTROL;
     rd.target = (char *)WD_DEPLOYER_CONTROL;
@@ -806,6 +1065,8 @@ static void free_replica(struct wd_replica *r)
     free(r->asked);
     free(r->dial_addr);
     free(r->id);
+    free(r->last_exit);
+    free(r->broken);
     free(r);
 }
 
@@ -849,12 +1110,13 @@ struct wd_group *wd_deploy_find_group(struct wd_deploy *d, const char *name)
     return NULL;
 }
 
-static void launch_replica(struct wd_group *g, int slot, int restarts)
+static void launch_replica(struct wd_group *g, int slot, int restarts, const char *last_exit)
 {
     struct wd_deploy *d = g->d;
     if (d->stopping)
         return;
     struct wd_replica *r = new_replica(g, slot, restarts);
+    r->last_exit = last_exit ? xstrdup(last_exit) : NULL;
     autoerr struct wd_error *err = NULL;
     if (d->rt->launch(d, r, &err) < 0) {
         /* forget the replica first, so the stop this causes sees nothing left to wait for */
@@ -870,6 +1132,7 @@ struct restart {
     struct wd_group *g;
     int slot;
     int restarts;
+    char *how;
 };
 
 static void do_restart(struct wd_timer *t, void *arg)
@@ -878,7 +1141,8 @@ static void do_restart(struct wd_timer *t, void *arg)
     struct restart *rs = arg;
     struct wd_group *g = rs->g;
     if (!g->d->stopping && g->replicas[rs->slot] == NULL)
-        launch_replica(g, rs->slot, rs->restarts);
+        launch_replica(g, rs->slot, rs->restarts, rs->how);
+    free(rs->how);
     free(rs);
 }
 
@@ -917,7 +1181,7 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
         return;
     }
     if (g->has_main && code == 0) {
-        fprintf(stderr, "weaver-docker: the app's main function returned; stopping\n");
+        wd_termout_printf(d->terr, "weaver-docker: the app's main function returned; stopping\n");
         begin_stop(d); /* with the kill fallback after the grace period */
         return;
     }
@@ -928,18 +1192,51 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     }
     if (ran_ms > STABLE_MS)
         restarts = 0;
-    int64_t delay = RESTART_MIN_MS;
-    for (int i = 0; i < restarts && delay < RESTART_MAX_MS; i++)
+    int64_t delay = d->restart_min_ms;
+    for (int i = 0; i < restarts && delay < d->restart_max_ms; i++)
         delay *= 2;
-    if (delay > RESTART_MAX_MS)
-        delay = RESTART_MAX_MS;
+    if (delay > d->restart_max_ms)
+        delay = d->restart_max_ms;
     wd_deploy_event(d, "warn", "group %s replica %d (weavelet %s) %s; restarting in %lld ms (restart #%d)",
                     g->short_name, slot, idshort, how, (long long)delay, restarts + 1);
     struct restart *rs = xzalloc(sizeof *rs);
     rs->g = g;
     rs->slot = slot;
     rs->restarts = restarts + 1;
+    rs->how = xstrdup(how);
     wd_timer_add(d->loop, delay, do_restart, rs);
+}
+
+int wd_restart_backoff_parse(const char *s, int64_t *min_ms, int64_t *max_ms,
+                              struct wd_error **err)
+{
+    *min_ms = RESTART_MIN_MS;
+    *max_ms = RESTART_MAX_MS;
+    if (s == NULL || *s == 0)
+        return 0;
+    long long v[2];
+    const char *p = s;
+    for (int i = 0; i < 2; i++) {
+        char *end = NULL;
+        errno = 0;
+        if (*p < '0' || *p > '9') /* strtoll would take a sign or leading blanks */
+            goto bad;
+        v[i] = strtoll(p, &end, 10);
+        if (errno || end == p || *end != (i == 0 ? ',' : 0))
+            goto bad;
+        p = end + 1;
+    }
+    if (v[0] < 1 || v[0] > v[1] || v[1] > RESTART_LIMIT_MS)
+        goto bad;
+    *min_ms = v[0];
+    *max_ms = v[1];
+    return 0;
+bad:
+    return wd_err(err, EINVAL,
+                  "WEAVER_DOCKER_RESTART_BACKOFF_MS=\"%s\": want MIN,MAX in milliseconds, "
+                  "1 <= MIN <= MAX <= %d (the first restart's delay, doubling up to MAX; "
+                  "default %d,%d)",
+                  s, RESTART_LIMIT_MS, RESTART_MIN_MS, RESTART_MAX_MS);
 }
 
 /* ---------- lifecycle ---------- */
@@ -960,17 +1257,43 @@ static void check_all_gone(struct wd_deploy *d)
         wd_loop_stop(d->loop);
 }
 
-static void kill_all(struct wd_timer *t, void *arg)
+/* A kill the runtime never confirms (engine paused or gone) must not hang the stop: after
+ * ABANDON_MS the replica is taken for gone and its container left to the final clean-up. */
+static void abandon_all(struct wd_timer *t, void *arg)
 {
     (void)t;
     struct wd_deploy *d = arg;
     d->kill_timer = NULL;
-    if (live_replicas(d) > 0)
-        wd_warn("weavelets did not stop within %d s; killing them", STOP_GRACE_MS / 1000);
+    size_t n = live_replicas(d);
+    if (n == 0)
+        return;
+    wd_warn("%zu weavelet%s did not confirm %s stop within %d s of the kill; not waiting", n,
+            n == 1 ? "" : "s", n == 1 ? "its" : "their", ABANDON_MS / 1000);
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++)
+            if (d->groups[i]->replicas[j])
+                wd_replica_exited(d->groups[i]->replicas[j], "did not confirm its stop", -1);
+}
+
+static void kill_all(struct wd_timer *t, void *arg)
+{
+    struct wd_deploy *d = arg;
+    if (t) { /* the grace timer itself */
+        d->kill_timer = NULL;
+        if (live_replicas(d) > 0)
+            wd_warn("weavelets did not stop within %d s; killing them", STOP_GRACE_MS / 1000);
+    } else { /* a second Ctrl-C: the grace timer goes, the abandon timer replaces it */
+        wd_timer_cancel(d->kill_timer);
+        d->kill_timer = NULL;
+        if (live_replicas(d) > 0)
+            wd_termout_printf(d->terr, "weaver-docker: killing the weavelets now\n");
+    }
     for (size_t i = 0; i < d->ngroups; i++)
         for (int j = 0; j < d->groups[i]->nreplicas; j++)
             if (d->groups[i]->replicas[j])
                 d->rt->stop(d, d->groups[i]->replicas[j], true);
+    if (d->kill_timer == NULL)
+        d->kill_timer = wd_timer_add(d->loop, ABANDON_MS, abandon_all, d);
 }
 
 static void begin_stop(struct wd_deploy *d)
@@ -1004,7 +1327,8 @@ static void on_signal(int sig, void *arg)
     struct wd_deploy *d = arg;
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
         if (!d->stopping)
-            fprintf(stderr, "weaver-docker: stopping %s\n", d->app);
+            wd_termout_printf(d->terr, "weaver-docker: stopping %s (%s again to kill at once)\n", d->app,
+                    sig == SIGINT ? "Ctrl-C" : "the signal");
         begin_stop(d);
         return;
     }
@@ -1034,6 +1358,11 @@ static int open_listener(struct wd_deploy *d, const char *name, const char *comp
 
 static void free_deploy(struct wd_deploy *d)
 {
+    wd_buf_free(&d->batch_out);
+    if (d->own_term) {
+        wd_termout_close(d->tout, WD_TERM_CLOSE_MS);
+        wd_termout_close(d->terr, WD_TERM_CLOSE_MS);
+    }
     for (size_t i = 0; i < d->nlisteners; i++) {
         wd_proxy_free(d->listeners[i].proxy);
         free(d->listeners[i].name);
@@ -1047,6 +1376,7 @@ static void free_deploy(struct wd_deploy *d)
         free(g->name);
         free(g->short_name);
         free(g->slug);
+        wd_mtls_cert_free(g->cert);
         free(g);
     }
     free(d->groups);
@@ -1067,6 +1397,7 @@ static void free_deploy(struct wd_deploy *d)
     free(d->deployment_id);
     free(d->app);
     free(d->fatal);
+    wd_mtls_free(d->mtls);
     if (d->loop)
         wd_loop_free(d->loop);
 }
@@ -1103,12 +1434,80 @@ static void start_reachable(struct wd_deploy *d)
     free(reach);
 }
 
+/* The status file (opts.status_path): this deployment as `ps` shows it, rewritten when it
+ * changes (checked every second and when the loop ends). */
+#define STATUS_EVERY_MS 1000
+
+static void write_status(struct wd_deploy *d)
+{
+    if (d->opts.status_path == NULL)
+        return;
+    autojson cJSON *j = wd_json_new_object();
+    wd_json_add_str(j, "app", d->app);
+    wd_json_add_str(j, "deployment", d->deployment_id);
+    wd_json_add_str(j, "runtime", d->rt->name);
+    cJSON_AddNumberToObject(j, "pid", (double)getpid());
+    cJSON_AddNumberToObject(j, "pid_start", (double)wd_proc_start_ticks((long)getpid()));
+    cJSON_AddNumberToObject(j, "started", (double)d->started_s);
+    wd_json_add_str(j, "log", d->opts.log_path ? d->opts.log_path : "");
+    cJSON *jl = wd_json_add_object(j, "listeners");
+    for (size_t i = 0; i < d->nlisteners; i++)
+        wd_json_add_str(jl, d->listeners[i].name, wd_proxy_address(d->listeners[i].proxy));
+    cJSON *jr = wd_json_add_array(j, "replicas");
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int k = 0; k < d->groups[i]->nreplicas; k++) {
+            const struct wd_replica *r = d->groups[i]->replicas[k];
+            if (r == NULL)
+                continue;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddItemToArray(jr, x);
+            wd_json_add_str(x, "group", d->groups[i]->short_name);
+            cJSON_AddNumberToObject(x, "replica", k);
+            long pid = d->rt->pid ? d->rt->pid(d, d->groups[i]->replicas[k]) : 0;
+            cJSON_AddNumberToObject(x, "pid", (double)pid);
+            wd_json_add_str(x, "state", r->state == WD_R_READY      ? "running"
+                                        : r->state == WD_R_STARTING ? "starting"
+                                                                    : "exited");
+            wd_json_add_str(x, "health", r->health == RUNTIME__HEALTH_STATUS__HEALTHY ? "healthy"
+                                         : r->health == RUNTIME__HEALTH_STATUS__UNHEALTHY
+                                             ? "unhealthy"
+                                             : "starting");
+            cJSON_AddNumberToObject(x, "restarts", r->restarts);
+            wd_json_add_str(x, "weavelet", r->id ? r->id : "");
+            wd_json_add_str(x, "last_exit", r->last_exit ? r->last_exit : "");
+        }
+    char *text = wd_json_print(j);
+    if (d->status_last && strcmp(text, d->status_last) == 0) {
+        free(text);
+        return;
+    }
+    autoerr struct wd_error *e = NULL;
+    if (wd_write_file_atomic(d->opts.status_path, text, strlen(text), &e) < 0) {
+        wd_warn("status file: %s", e->msg);
+        free(text);
+        return;
+    }
+    free(d->status_last);
+    d->status_last = text;
+}
+
+static void status_tick(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_deploy *d = arg;
+    write_status(d);
+    d->status_timer = wd_timer_add(d->loop, STATUS_EVERY_MS, status_tick, d);
+}
+
 static int run(struct wd_deploy *d, struct wd_error **err)
 {
     const struct wd_deploy_opts *opts = &d->opts;
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
-    int r = wd_loop_new(sigs, WD_ARRAY_LEN(sigs), on_signal, d, &d->loop, err);
+    int r = wd_restart_backoff_parse(getenv("WEAVER_DOCKER_RESTART_BACKOFF_MS"),
+                                     &d->restart_min_ms, &d->restart_max_ms, err);
     if (r < 0)
+        return r;
+    if ((r = wd_loop_new(sigs, WD_ARRAY_LEN(sigs), on_signal, d, &d->loop, err)) < 0)
         return r;
     if (getenv("WEAVER_DOCKER_TRACE"))
         wd_conn_set_trace(true);
@@ -1116,7 +1515,24 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     if (opts->traces_path && (d->traces = fopen(opts->traces_path, "ae")) == NULL)
         return wd_err_sys(err, errno, "open traces file %s", opts->traces_path);
     d->plainfmt = wd_logfmt_new(false);
+    d->tout = opts->term_out;
+    d->terr = opts->term_err;
+    if (d->tout == NULL || d->terr == NULL) {
+        d->own_term = true;
+        d->tout = wd_termout_new(fileno(opts->out), WD_TERM_QUEUE_BYTES, "");
+        d->terr = wd_termout_new(2, WD_TERM_QUEUE_BYTES, "");
+    }
     build_groups(d);
+    if (d->cfg->mtls) {
+        /* the weavelets of an external runtime (compose) are started by someone else, with
+         * arguments we cannot vouch for: mtls is ours to run only where we launch them */
+        if (d->rt->external)
+            return wd_err(err, ENOTSUP, "[docker] mtls is not supported by the %s runtime",
+                          d->rt->name);
+        autofree char *label = xasprintf("%s %.8s", d->app, d->deployment_id);
+        if ((r = wd_mtls_new(label, &d->mtls, err)) < 0)
+            return r;
+    }
     /* Bind every listener the binary declares before starting anything, so a taken port is
      * reported at once and nothing is left behind. */
     for (size_t i = 0; i < d->bin->nlisteners; i++)
@@ -1131,25 +1547,38 @@ static int run(struct wd_deploy *d, struct wd_error **err)
             d->rt->shutdown(d);
         return r;
     }
-    fprintf(stderr, "weaver-docker: deploying %s (deployment %.8s, %zu group%s, runtime %s)\n",
-            d->app, d->deployment_id, d->ngroups, d->ngroups == 1 ? "" : "s", d->rt->name);
+    wd_termout_printf(d->terr,
+                      "weaver-docker: deploying %s (deployment %.8s, %zu group%s, runtime %s%s)\n",
+                      d->app, d->deployment_id, d->ngroups, d->ngroups == 1 ? "" : "s",
+                      d->rt->name, d->mtls ? ", mtls" : "");
     for (size_t i = 0; i < d->nlisteners; i++)
-        fprintf(stderr, "weaver-docker: listener \"%s\" at %s\n", d->listeners[i].name,
+        wd_termout_printf(d->terr, "weaver-docker: listener \"%s\" at %s\n", d->listeners[i].name,
                 wd_proxy_address(d->listeners[i].proxy));
     struct wd_component *main_c = find_comp(d, WD_MAIN_COMPONENT);
     main_c->started = true;
     group_activate(main_c->group);
     start_reachable(d);
+    d->started_s = (int64_t)time(NULL);
+    if (d->opts.status_path) {
+        write_status(d);
+        d->status_timer = wd_timer_add(d->loop, STATUS_EVERY_MS, status_tick, d);
+    }
     r = wd_loop_run(d->loop, err);
     wd_timer_cancel(d->kill_timer);
     d->kill_timer = NULL;
+    wd_timer_cancel(d->status_timer);
+    d->status_timer = NULL;
+    if (d->opts.status_path)
+        unlink(d->opts.status_path);
+    free(d->status_last);
+    d->status_last = NULL;
     if (d->rt->shutdown)
         d->rt->shutdown(d);
     wd_loop_drain(d->loop); /* deferred closes, the runtime's last results */
     if (r == 0 && d->fatal)
         r = wd_err(err, EIO, "%s", d->fatal);
     if (r == 0)
-        fprintf(stderr, "weaver-docker: %s stopped\n", d->app);
+        wd_termout_printf(d->terr, "weaver-docker: %s stopped\n", d->app);
     return r;
 }
 

@@ -18,6 +18,8 @@ struct wd_deploy;
 struct wd_group;
 struct wd_replica;
 struct wd_proxy;
+struct wd_mtls;
+struct wd_mtls_cert;
 
 enum wd_replica_state { WD_R_STARTING, WD_R_READY, WD_R_DEAD };
 
@@ -43,6 +45,8 @@ struct wd_group {
     bool active; /* replicas have been launched */
     int nreplicas;
     struct wd_replica **replicas; /* nreplicas slots, NULL while restarting */
+    struct wd_mtls_cert *cert;    /* mtls: the group's key and certificate, issued when first
+                                     asked for (kept for its restarted replicas); else NULL */
 };
 
 struct wd_replica {
@@ -58,8 +62,12 @@ struct wd_replica {
     char **asked;        /* components this weavelet activated */
     size_t nasked;
     int restarts;
+    char *last_exit; /* how the replica before it in this slot ended ("was killed: out of
+                        memory"), NULL for a first start */
     int64_t started_ms;
     int health; /* runtime.HealthStatus */
+    char *broken; /* "COMPONENT: ERROR" when a component failed to construct in this weavelet:
+                     weaver never retries it, so the replica reports unhealthy until replaced */
     struct wd_timer *health_timer;
     void *rt; /* runtime private */
 };
@@ -83,6 +91,7 @@ struct wd_runtime_ops {
     void (*ready)(struct wd_deploy *d, struct wd_replica *r);    /* InitWeavelet succeeded */
     /* Health as the weavelet reports it (runtime.HealthStatus), after each poll. */
     void (*health)(struct wd_deploy *d, struct wd_replica *r, int status);
+    long (*pid)(struct wd_deploy *d, struct wd_replica *r); /* its process, for the status */
     /* Replicas are started by someone else (compose, swarm) and register themselves with
      * wd_group_add_replica; the core never launches or restarts them. */
     bool external;
@@ -105,6 +114,12 @@ struct wd_deploy_opts {
     /* called once the loop runs and listeners are bound: e.g. to publish them as labels */
     int (*on_start)(struct wd_deploy *d, void *arg, struct wd_error **err);
     void *on_start_arg;
+    /* where `ps` and `down` find a deployment the engine does not know of (process runtime):
+     * a JSON file rewritten when replicas change, removed at the end (or NULL) */
+    const char *status_path;
+    /* where the pretty logs and our own lines go: never blocking the loop (termout.h); NULL:
+     * made here for `out` and stderr */
+    struct wd_termout *term_out, *term_err;
 };
 
 struct wd_listener {
@@ -142,6 +157,15 @@ struct wd_deploy {
     int exit_code;
     char *fatal; /* set when the deployment must end with an error */
     struct wd_timer *kill_timer;
+    struct wd_timer *status_timer;
+    char *status_last; /* what the status file holds */
+    int64_t started_s;
+    struct wd_termout *tout, *terr; /* the opts' or our own */
+    bool own_term;
+    bool in_batch;          /* handling a LogEntryBatch: flush and print once at its end */
+    struct wd_buf batch_out; /* its pretty lines */
+    struct wd_mtls *mtls; /* [docker] mtls: the deployment's CA (only in our memory), else NULL */
+    int64_t restart_min_ms, restart_max_ms; /* a dead replica's restart delay, doubling */
 };
 
 /* A new random id (UUID v4 text), as weaver multi uses for deployments and weavelets.
@@ -171,6 +195,13 @@ void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 /* Stop the whole deployment with an error message. */
 void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* wd_restart_backoff_parse - the value of WEAVER_DOCKER_RESTART_BACKOFF_MS, "MIN,MAX" in
+ * milliseconds: a replica that dies is restarted after MIN, the delay doubling with each
+ * restart in a row up to MAX. @s is borrowed; NULL or "" gives the defaults (100,10000).
+ * Returns 0, or -EINVAL with *err set (not two integers, MIN < 1, MIN > MAX, MAX > 1 h). */
+int wd_restart_backoff_parse(const char *s, int64_t *min_ms, int64_t *max_ms,
+                             struct wd_error **err);
 
 /* Short display name of a component ("shop.Cart"). Caller frees. */
 char *wd_component_short(const char *full);

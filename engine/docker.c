@@ -22,7 +22,8 @@
 #define WD_VERSION "0.0.0"
 #endif
 
-#define CALL_TIMEOUT_MS 60000L
+#define DEFAULT_TIMEOUT_MS 60000L
+#define CALL_TIMEOUT_MS (d->timeout_ms)
 
 struct wd_docker {
     struct wd_http *http;
@@ -33,6 +34,8 @@ struct wd_docker {
     bool podman;
     struct wd_label *extra; /* WD_LABEL_OWNER + WEAVER_DOCKER_LABELS */
     size_t nextra;
+    long timeout_ms;          /* one call's limit (WEAVER_DOCKER_ENGINE_TIMEOUT) */
+    const atomic_int *cancel; /* aborts every call of this handle once set; may be NULL */
 };
 
 /* ---- handle ---- */
@@ -73,7 +76,48 @@ struct wd_docker *wd_docker_clone(const struct wd_docker *d)
         c->extra[i].value = xstrdup(d->extra[i].value);
     }
     c->nextra = d->nextra;
+    c->timeout_ms = d->timeout_ms;
+    c->cancel = d->cancel;
     return c;
+}
+
+static atomic_uint engine_timeouts;
+
+unsigned wd_docker_timeouts(void)
+{
+    return atomic_load(&engine_timeouts);
+}
+
+bool wd_docker_unreachable(int rc)
+{
+    return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ECONNRESET || rc == -ECANCELED;
+}
+
+void wd_docker_set_cancel(struct wd_docker *d, const atomic_int *cancel)
+{
+    d->cancel = cancel;
+}
+
+long wd_docker_timeout_ms(const struct wd_docker *d)
+{
+    return d->timeout_ms;
+}
+
+int wd_docker_parse_timeout(const char *s, long *ms, struct wd_error **err)
+{
+    *ms = DEFAULT_TIMEOUT_MS;
+    if (s == NULL || *s == 0)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 3600)
+        return wd_err(err, EINVAL,
+                      "WEAVER_DOCKER_ENGINE_TIMEOUT=\"%s\": want whole seconds from 1 to 3600 "
+                      "(the longest one engine call may take; default 60)",
+                      s);
+    *ms = v * 1000L;
+    return 0;
 }
 
 const char *wd_docker_socket(const struct wd_docker *d)
@@ -157,8 +201,11 @@ static int try_engine(const char *path, const char *source, struct wd_docker **o
     d->socket = xstrdup(path);
     d->source = xstrdup(source);
     autodocker struct wd_docker *dd = d;
+    if (wd_docker_parse_timeout(getenv("WEAVER_DOCKER_ENGINE_TIMEOUT"), &d->timeout_ms, err) < 0)
+        return -EINVAL;
+    long probe_ms = d->timeout_ms < 15000 ? d->timeout_ms : 15000;
 
-    struct wd_http_request ping = {.method = "GET", .path = "/_ping", .timeout_ms = 15000};
+    struct wd_http_request ping = {.method = "GET", .path = "/_ping", .timeout_ms = probe_ms};
     autoresponse struct wd_http_response prs = {0};
     rc = wd_http_do(h, &ping, &prs, err);
     if (rc < 0)
@@ -175,7 +222,7 @@ static int try_engine(const char *path, const char *source, struct wd_docker **o
     }
 
     autofree char *vpath = xasprintf("/v%s/version", prs.api_version);
-    struct wd_http_request vq = {.method = "GET", .path = vpath, .timeout_ms = 15000};
+    struct wd_http_request vq = {.method = "GET", .path = vpath, .timeout_ms = probe_ms};
     autoresponse struct wd_http_response vrs = {0};
     rc = wd_http_do(h, &vq, &vrs, err);
     if (rc < 0)
@@ -274,23 +321,20 @@ int wd_docker_connect(const char *host, struct wd_docker **out, struct wd_error 
 
 /* ---- requests ---- */
 
-struct call {
-    const char *method;
-    const char *path; /* after /vX.Y */
-    const char *content_type;
-    const void *body;
-    size_t body_len;
-    long timeout_ms;
-    wd_http_sink_fn sink;
-    void *sink_arg;
-    struct wd_error **sink_err;
-    wd_http_headers_fn on_headers;
-    void *headers_arg;
-    const atomic_int *cancel;
-};
 
-static int do_call(struct wd_docker *d, const struct call *c, struct wd_http_response *rs,
+static int do_call_err(struct wd_docker *d, const struct wd_docker_call *c, struct wd_http_response *rs,
+                       const char *what, struct wd_error **err);
+
+/* Callers that do not want the error (best-effort removals) pass NULL. */
+int wd_docker_call(struct wd_docker *d, const struct wd_docker_call *c, struct wd_http_response *rs,
                    const char *what, struct wd_error **err)
+{
+    autoerr struct wd_error *ignored = NULL;
+    return do_call_err(d, c, rs, what, err ? err : &ignored);
+}
+
+static int do_call_err(struct wd_docker *d, const struct wd_docker_call *c, struct wd_http_response *rs,
+                       const char *what, struct wd_error **err)
 {
     autofree char *path = xasprintf("/v%s%s", d->api, c->path);
     struct wd_http_request rq = {
@@ -305,9 +349,17 @@ static int do_call(struct wd_docker *d, const struct call *c, struct wd_http_res
         .sink_err = c->sink_err,
         .on_headers = c->on_headers,
         .headers_arg = c->headers_arg,
-        .cancel = c->cancel,
+        .cancel = c->cancel ? c->cancel : d->cancel,
     };
     int rc = wd_http_do(d->http, &rq, rs, err);
+    if (rc == -ETIMEDOUT && c->timeout_ms > 0) {
+        atomic_fetch_add(&engine_timeouts, 1);
+        wd_err_free(err);
+        return wd_err(err, ETIMEDOUT,
+                      "%s: the engine at %s did not answer within %ld s (paused or overloaded? "
+                      "WEAVER_DOCKER_ENGINE_TIMEOUT=SECONDS sets the limit)",
+                      what, d->socket, c->timeout_ms / 1000);
+    }
     if (rc < 0) {
         if (rc == -ENOENT || rc == -ECONNREFUSED) {
             /* never let a vanished socket look like HTTP 404 to callers */
@@ -332,13 +384,13 @@ static int call_json(struct wd_docker *d, const char *method, const char *path, 
                      cJSON **reply, long timeout_ms, const char *what, struct wd_error **err)
 {
     autofree char *text = body ? wd_json_print(body) : NULL;
-    struct call c = {.method = method,
+    struct wd_docker_call c = {.method = method,
                      .path = path,
                      .body = text,
                      .body_len = text ? strlen(text) : 0,
                      .timeout_ms = timeout_ms};
     autoresponse struct wd_http_response rs = {0};
-    int rc = do_call(d, &c, &rs, what, err);
+    int rc = wd_docker_call(d, &c, &rs, what, err);
     if (rc < 0)
         return rc;
     if (reply == NULL)
@@ -359,7 +411,7 @@ int wd_docker_request(struct wd_docker *d, const char *method, const char *path,
 }
 
 /* Path segments we interpolate (IDs, names, tags) must not carry URL syntax. */
-static int check_ref(const char *kind, const char *ref, struct wd_error **err)
+int wd_docker_check_ref(const char *kind, const char *ref, struct wd_error **err)
 {
     if (ref == NULL || *ref == 0)
         return wd_err(err, EINVAL, "%s: empty name", kind);
@@ -375,7 +427,7 @@ int wd_docker_network_create(struct wd_docker *d, const struct wd_network_spec *
                              struct wd_error **err)
 {
     autofree char *what = xasprintf("create network %s", s->name ? s->name : "");
-    if (check_ref("network", s->name, err) < 0)
+    if (wd_docker_check_ref("network", s->name, err) < 0)
         return -(*err)->errnum;
     autojson cJSON *body = wd_docker_network_json(s, d->extra, d->nextra);
     autojson cJSON *reply = NULL;
@@ -397,7 +449,7 @@ int wd_docker_network_inspect(struct wd_docker *d, const char *name, struct wd_n
                               struct wd_error **err)
 {
     autofree char *what = xasprintf("inspect network %s", name ? name : "");
-    if (check_ref("network", name, err) < 0)
+    if (wd_docker_check_ref("network", name, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/networks/%s", name);
     autojson cJSON *reply = NULL;
@@ -412,7 +464,7 @@ int wd_docker_network_inspect(struct wd_docker *d, const char *name, struct wd_n
 int wd_docker_network_remove(struct wd_docker *d, const char *name, struct wd_error **err)
 {
     autofree char *what = xasprintf("remove network %s", name ? name : "");
-    if (check_ref("network", name, err) < 0)
+    if (wd_docker_check_ref("network", name, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/networks/%s", name);
     return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
@@ -423,7 +475,7 @@ int wd_docker_network_connect(struct wd_docker *d, const char *network, const ch
 {
     autofree char *what =
         xasprintf("connect %s to network %s", container ? container : "", network ? network : "");
-    if (check_ref("network", network, err) < 0 || check_ref("container", container, err) < 0)
+    if (wd_docker_check_ref("network", network, err) < 0 || wd_docker_check_ref("container", container, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/networks/%s/connect", network);
     autojson cJSON *body = wd_json_new_object();
@@ -434,13 +486,76 @@ int wd_docker_network_connect(struct wd_docker *d, const char *network, const ch
     return call_json(d, "POST", path, body, NULL, CALL_TIMEOUT_MS, what, err);
 }
 
+/* ---- volumes ---- */
+
+static char *label_query(const char *const *labels, size_t n);
+
+int wd_docker_volume_create(struct wd_docker *d, const char *name, const struct wd_kv *labels,
+                            size_t nlabels, bool *created, struct wd_error **err)
+{
+    autofree char *what = xasprintf("create volume %s", name ? name : "");
+    if (wd_docker_check_ref("volume", name, err) < 0)
+        return -(*err)->errnum;
+    /* the engine answers 201 for an existing volume too: look first to tell which */
+    autofree char *path = xasprintf("/volumes/%s", name);
+    autojson cJSON *old = NULL;
+    autoerr struct wd_error *ierr = NULL;
+    int rc = call_json(d, "GET", path, NULL, &old, CALL_TIMEOUT_MS, what, &ierr);
+    if (rc == 0) {
+        if (created)
+            *created = false;
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        *err = WD_STEAL(ierr);
+        return rc;
+    }
+    autojson cJSON *body = wd_docker_volume_json(name, labels, nlabels, d->extra, d->nextra);
+    rc = call_json(d, "POST", "/volumes/create", body, NULL, CALL_TIMEOUT_MS, what, err);
+    if (rc == 0 && created)
+        *created = true;
+    return rc;
+}
+
+int wd_docker_volume_remove(struct wd_docker *d, const char *name, struct wd_error **err)
+{
+    autofree char *what = xasprintf("remove volume %s", name ? name : "");
+    if (wd_docker_check_ref("volume", name, err) < 0)
+        return -(*err)->errnum;
+    autofree char *path = xasprintf("/volumes/%s", name);
+    return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
+}
+
+int wd_docker_volume_list(struct wd_docker *d, const char *const *labels, size_t nlabels,
+                          char ***names, size_t *n, struct wd_error **err)
+{
+    autofree char *f = label_query(labels, nlabels);
+    autofree char *path = xasprintf("/volumes?filters=%s", f);
+    autojson cJSON *reply = NULL;
+    *names = NULL;
+    *n = 0;
+    int rc = call_json(d, "GET", path, NULL, &reply, CALL_TIMEOUT_MS, "list volumes", err);
+    if (rc < 0)
+        return rc;
+    const cJSON *vols = wd_json_arr(reply, "Volumes"), *v;
+    size_t cap = (size_t)cJSON_GetArraySize(vols);
+    *names = xcalloc(cap + 1, sizeof **names);
+    cJSON_ArrayForEach(v, vols)
+    {
+        const char *name = wd_json_str(v, "Name");
+        if (name && *n < cap)
+            (*names)[(*n)++] = xstrdup(name);
+    }
+    return 0;
+}
+
 /* ---- containers ---- */
 
 int wd_docker_container_create(struct wd_docker *d, const struct wd_container_spec *s, char **id,
                                struct wd_error **err)
 {
     autofree char *what = xasprintf("create container %s", s->name ? s->name : "");
-    if (check_ref("container", s->name, err) < 0 || check_ref("image", s->image, err) < 0)
+    if (wd_docker_check_ref("container", s->name, err) < 0 || wd_docker_check_ref("image", s->image, err) < 0)
         return -(*err)->errnum;
     autojson cJSON *body = wd_docker_container_json(s, d->extra, d->nextra);
     autofree char *ename = wd_http_escape(s->name);
@@ -464,7 +579,7 @@ static int simple_post(struct wd_docker *d, const char *verb, const char *id, co
                        long timeout_ms, struct wd_error **err)
 {
     autofree char *what = xasprintf("%s container %s", verb, id ? id : "");
-    if (check_ref("container", id, err) < 0)
+    if (wd_docker_check_ref("container", id, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/containers/%s/%s%s", id, verb, query ? query : "");
     return call_json(d, "POST", path, NULL, NULL, timeout_ms, what, err);
@@ -500,7 +615,7 @@ int wd_docker_container_wait(struct wd_docker *d, const char *id, const char *co
                              int64_t *exit_code, struct wd_error **err)
 {
     autofree char *what = xasprintf("wait for container %s", id ? id : "");
-    if (check_ref("container", id, err) < 0)
+    if (wd_docker_check_ref("container", id, err) < 0)
         return -(*err)->errnum;
     autofree char *ec = wd_http_escape(condition ? condition : "not-running");
     autofree char *path = xasprintf("/containers/%s/wait?condition=%s", id, ec);
@@ -522,7 +637,7 @@ int wd_docker_container_remove(struct wd_docker *d, const char *id, bool force,
                                struct wd_error **err)
 {
     autofree char *what = xasprintf("remove container %s", id ? id : "");
-    if (check_ref("container", id, err) < 0)
+    if (wd_docker_check_ref("container", id, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/containers/%s?force=%d&v=1", id, force ? 1 : 0);
     return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
@@ -532,7 +647,7 @@ int wd_docker_container_inspect(struct wd_docker *d, const char *id, const char 
                                 struct wd_container_info *out, struct wd_error **err)
 {
     autofree char *what = xasprintf("inspect container %s", id ? id : "");
-    if (check_ref("container", id, err) < 0)
+    if (wd_docker_check_ref("container", id, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/containers/%s/json", id);
     autojson cJSON *reply = NULL;
@@ -562,89 +677,6 @@ int wd_docker_container_list(struct wd_docker *d, const char *const *labels, siz
     if (wd_docker_parse_container_list(reply, out, n, err) < 0)
         return wd_err_wrap(err, "list containers");
     return 0;
-}
-
-/* logs / attach */
-
-struct demux_sink {
-    struct wd_demux m;
-    wd_docker_output_fn cb;
-    void *arg;
-    struct wd_error *err;
-};
-
-static int demux_sink_fn(void *arg, const uint8_t *p, size_t n)
-{
-    struct demux_sink *s = arg;
-    return wd_demux_feed(&s->m, p, n, s->cb, s->arg, &s->err);
-}
-
-static int resolve_tty(struct wd_docker *d, const char *id, int tty, bool *out,
-                       struct wd_error **err)
-{
-    if (tty >= 0) {
-        *out = tty > 0;
-        return 0;
-    }
-    struct wd_container_info ci = {0};
-    int rc = wd_docker_container_inspect(d, id, NULL, &ci, err);
-    if (rc < 0)
-        return rc;
-    *out = ci.tty;
-    wd_container_info_free(&ci);
-    return 0;
-}
-
-static int stream_output(struct wd_docker *d, const char *method, const char *path, bool tty,
-                         wd_docker_output_fn cb, void *arg, const char *what, struct wd_error **err)
-{
-    struct demux_sink s = {.m = {.tty = tty}, .cb = cb, .arg = arg};
-    struct call c = {
-        .method = method, .path = path, .sink = demux_sink_fn, .sink_arg = &s, .sink_err = &s.err};
-    autoresponse struct wd_http_response rs = {0};
-    int rc = do_call(d, &c, &rs, what, err);
-    if (rc == 0 && wd_demux_end(&s.m, err) < 0)
-        rc = wd_err_wrap(err, "%s", what);
-    wd_demux_free(&s.m);
-    wd_err_free(&s.err);
-    return rc;
-}
-
-int wd_docker_container_logs(struct wd_docker *d, const char *id, const struct wd_logs_opts *o,
-                             wd_docker_output_fn cb, void *arg, struct wd_error **err)
-{
-    autofree char *what = xasprintf("logs of container %s", id ? id : "");
-    if (check_ref("container", id, err) < 0)
-        return -(*err)->errnum;
-    struct wd_logs_opts def = {.tty = -1};
-    if (o == NULL)
-        o = &def;
-    bool tty;
-    if (resolve_tty(d, id, o->tty, &tty, err) < 0)
-        return wd_err_wrap(err, "%s", what);
-    char tail[24] = "all";
-    if (o->tail > 0)
-        snprintf(tail, sizeof tail, "%d", o->tail);
-    autofree char *path = xasprintf(
-        "/containers/%s/logs?stdout=%d&stderr=%d&follow=%d&timestamps=%d&since=%" PRId64 "&tail=%s",
-        id, o->no_stdout ? 0 : 1, o->no_stderr ? 0 : 1, o->follow ? 1 : 0, o->timestamps ? 1 : 0,
-        o->since, tail);
-    return stream_output(d, "GET", path, tty, cb, arg, what, err);
-}
-
-int wd_docker_container_attach(struct wd_docker *d, const char *id, bool logs, int tty,
-                               wd_docker_output_fn cb, void *arg, struct wd_error **err)
-{
-    autofree char *what = xasprintf("attach to container %s", id ? id : "");
-    if (check_ref("container", id, err) < 0)
-        return -(*err)->errnum;
-    bool t;
-    if (resolve_tty(d, id, tty, &t, err) < 0)
-        return wd_err_wrap(err, "%s", what);
-    /* no Upgrade headers: the 200 body is read until EOF (docker-engine.md §5.6) */
-    autofree char *path =
-        xasprintf("/containers/%s/attach?stream=1&stdout=1&stderr=1&logs=%d", id, logs ? 1 : 0);
-    return stream_output(d, "POST", path, t, cb, arg, what, err);
 }
 
 /* ---- parallel jobs ---- */
@@ -743,173 +775,13 @@ void wd_docker_jobs_clear(struct wd_docker_job *jobs, size_t njobs)
     }
 }
 
-/* ---- events ---- */
-
-struct wd_docker_events {
-    struct wd_docker *d;
-    pthread_t thr;
-    atomic_int stop;
-    char *path;
-    unsigned mask;
-    wd_docker_event_fn cb;
-    void *arg;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int ready; /* 0 waiting, 1 streaming, -1 ended */
-    int rc;
-    struct wd_error *err;
-    struct wd_lines lines;
-    struct wd_error *sink_err;
-};
-
-static void events_headers(void *arg, long status)
-{
-    struct wd_docker_events *ev = arg;
-    if (status >= 300)
-        return;
-    pthread_mutex_lock(&ev->mu);
-    ev->ready = 1;
-    pthread_cond_broadcast(&ev->cv);
-    pthread_mutex_unlock(&ev->mu);
-}
-
-static int events_line(void *arg, const char *line, size_t len)
-{
-    struct wd_docker_events *ev = arg;
-    autojson cJSON *doc = cJSON_ParseWithLength(line, len);
-    if (doc == NULL) {
-        wd_warn("events: skipping a line that is not JSON");
-        return 0;
-    }
-    struct wd_docker_event e;
-    struct wd_label *attrs = NULL;
-    autoerr struct wd_error *perr = NULL;
-    if (wd_docker_parse_event(doc, &e, &attrs, &perr) < 0) {
-        wd_warn("events: %s", perr->msg); /* one odd line does not end the stream */
-        return 0;
-    }
-    if (e.action & ev->mask && (e.type[0] == 0 || strcmp(e.type, "container") == 0))
-        ev->cb(ev->arg, &e);
-    free(attrs);
-    return 0;
-}
-
-static int events_sink(void *arg, const uint8_t *p, size_t n)
-{
-    struct wd_docker_events *ev = arg;
-    return wd_lines_feed(&ev->lines, p, n, events_line, ev, &ev->sink_err);
-}
-
-static void *events_main(void *arg)
-{
-    struct wd_docker_events *ev = arg;
-    struct call c = {.method = "GET",
-                     .path = ev->path,
-                     .sink = events_sink,
-                     .sink_arg = ev,
-                     .sink_err = &ev->sink_err,
-                     .on_headers = events_headers,
-                     .headers_arg = ev,
-                     .cancel = &ev->stop};
-    autoresponse struct wd_http_response rs = {0};
-    struct wd_error *e = NULL;
-    int rc = do_call(ev->d, &c, &rs, "follow engine events", &e);
-    if (rc == 0 && !atomic_load(&ev->stop))
-        rc = wd_err(&e, ECONNRESET, "follow engine events: the engine closed the stream");
-    pthread_mutex_lock(&ev->mu);
-    ev->rc = rc;
-    ev->err = e;
-    ev->ready = -1;
-    pthread_cond_broadcast(&ev->cv);
-    pthread_mutex_unlock(&ev->mu);
-    return NULL;
-}
-
-int wd_docker_events_start(struct wd_docker *d, const char *const *labels, size_t nlabels,
-                           unsigned mask, wd_docker_event_fn cb, void *arg,
-                           struct wd_docker_events **out, struct wd_error **err)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {{WD_EV_CREATE, "create"}, {WD_EV_START, "start"},
-                 {WD_EV_DIE, "die"},       {WD_EV_HEALTH, "health_status"},
-                 {WD_EV_OOM, "oom"},       {WD_EV_KILL, "kill"},
-                 {WD_EV_STOP, "stop"},     {WD_EV_DESTROY, "destroy"}};
-    const char *evs[WD_ARRAY_LEN(names)];
-    size_t nev = 0;
-    /* Podman 4.3 does not map event=die (docker-engine.md §7): filter actions here instead */
-    if (!d->podman && !(mask & WD_EV_OTHER))
-        for (size_t i = 0; i < WD_ARRAY_LEN(names); i++)
-            if (mask & names[i].bit)
-                evs[nev++] = names[i].name;
-    autofree char *f = wd_docker_filters_json(labels, nlabels, "container", evs, nev);
-    autofree char *ef = wd_http_escape(f);
-    struct wd_docker_events *ev = xzalloc(sizeof *ev);
-    ev->d = wd_docker_clone(d);
-    ev->path = xasprintf("/events?filters=%s", ef);
-    ev->mask = mask;
-    ev->cb = cb;
-    ev->arg = arg;
-    atomic_init(&ev->stop, 0);
-    pthread_mutex_init(&ev->mu, NULL);
-    pthread_cond_init(&ev->cv, NULL);
-    int prc = pthread_create(&ev->thr, NULL, events_main, ev);
-    if (prc != 0) {
-        wd_docker_free(ev->d);
-        free(ev->path);
-        free(ev);
-        return wd_err_sys(err, prc, "events: start thread");
-    }
-    pthread_mutex_lock(&ev->mu);
-    while (ev->ready == 0)
-        pthread_cond_wait(&ev->cv, &ev->mu);
-    int ready = ev->ready;
-    pthread_mutex_unlock(&ev->mu);
-    if (ready < 0) {
-        pthread_join(ev->thr, NULL);
-        int rc = ev->rc;
-        *err = WD_STEAL(ev->err);
-        ev->thr = 0;
-        atomic_store(&ev->stop, 1);
-        (void)wd_docker_events_stop(ev, NULL);
-        return rc < 0 ? rc : wd_err(err, EIO, "events: stream ended at once");
-    }
-    *out = ev;
-    return 0;
-}
-
-int wd_docker_events_stop(struct wd_docker_events *ev, struct wd_error **err)
-{
-    if (ev == NULL)
-        return 0;
-    atomic_store(&ev->stop, 1);
-    if (ev->thr)
-        pthread_join(ev->thr, NULL);
-    int rc = ev->rc;
-    if (rc == -ECANCELED || err == NULL) {
-        rc = 0;
-        wd_err_free(&ev->err);
-    } else if (rc < 0) {
-        *err = WD_STEAL(ev->err);
-    }
-    wd_err_free(&ev->sink_err);
-    wd_lines_free(&ev->lines);
-    pthread_mutex_destroy(&ev->mu);
-    pthread_cond_destroy(&ev->cv);
-    wd_docker_free(ev->d);
-    free(ev->path);
-    free(ev);
-    return rc;
-}
-
 /* ---- images ---- */
 
 int wd_docker_image_inspect(struct wd_docker *d, const char *name, struct wd_image_info *out,
                             struct wd_error **err)
 {
     autofree char *what = xasprintf("inspect image %s", name ? name : "");
-    if (check_ref("image", name, err) < 0)
+    if (wd_docker_check_ref("image", name, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/images/%s/json", name);
     autojson cJSON *reply = NULL;
@@ -924,7 +796,7 @@ int wd_docker_image_inspect(struct wd_docker *d, const char *name, struct wd_ima
 int wd_docker_image_remove(struct wd_docker *d, const char *name, bool force, struct wd_error **err)
 {
     autofree char *what = xasprintf("remove image %s", name ? name : "");
-    if (check_ref("image", name, err) < 0)
+    if (wd_docker_check_ref("image", name, err) < 0)
         return -(*err)->errnum;
     autofree char *path = xasprintf("/images/%s?force=%d&noprune=0", name, force ? 1 : 0);
     return call_json(d, "DELETE", path, NULL, NULL, CALL_TIMEOUT_MS, what, err);
@@ -973,7 +845,7 @@ static int progress_fn(void *arg, const uint8_t *p, size_t n)
 static int post_tar(struct wd_docker *d, const char *path, const void *tar, size_t len,
                     struct progress_sink *s, const char *what, struct wd_error **err)
 {
-    struct call c = {.method = "POST",
+    struct wd_docker_call c = {.method = "POST",
                      .path = path,
                      .content_type = "application/x-tar",
                      .body = tar,
@@ -983,7 +855,7 @@ static int post_tar(struct wd_docker *d, const char *path, const void *tar, size
                      .sink_arg = s,
                      .sink_err = &s->err};
     autoresponse struct wd_http_response rs = {0};
-    int rc = do_call(d, &c, &rs, what, err);
+    int rc = wd_docker_call(d, &c, &rs, what, err);
     if (rc == 0)
         rc = wd_lines_end(&s->lines, progress_line, s, err);
     if (rc == 0 && s->error) /* Docker reports failures inside the 200 stream (§2.4) */

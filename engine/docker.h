@@ -15,6 +15,7 @@
 
 #include "engine/error.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,16 @@ void wd_docker_free(struct wd_docker *d); /* NULL-safe */
 #define autodocker __attribute__((cleanup(wd_docker_freep)))
 void wd_docker_freep(struct wd_docker **d);
 
+/* Every later call of @d (and of its clones made afterwards) fails with -ECANCELED as soon as
+ * *cancel is set; NULL = never. */
+void wd_docker_set_cancel(struct wd_docker *d, const atomic_int *cancel);
+/* One call's limit: WEAVER_DOCKER_ENGINE_TIMEOUT seconds (1..3600), default 60. */
+long wd_docker_timeout_ms(const struct wd_docker *d);
+/* Calls that ran out of time so far, in this process (the engine may still carry them out). */
+unsigned wd_docker_timeouts(void);
+/* @rc says the engine did not answer (timed out, gone, restarting, or the call was cancelled). */
+bool wd_docker_unreachable(int rc);
+int wd_docker_parse_timeout(const char *s, long *ms, struct wd_error **err);
 const char *wd_docker_socket(const struct wd_docker *d);         /* e.g. /var/run/docker.sock */
 const char *wd_docker_source(const struct wd_docker *d);         /* "DOCKER_HOST", "default" ... */
 const char *wd_docker_api_version(const struct wd_docker *d);    /* negotiated, e.g. "1.41" */
@@ -123,6 +134,19 @@ int wd_docker_network_remove(struct wd_docker *d, const char *name, struct wd_er
 int wd_docker_network_connect(struct wd_docker *d, const char *network, const char *container,
                               const char *const *aliases, size_t naliases, struct wd_error **err);
 
+/* ---- volumes ------------------------------------------------------------------------------- */
+
+/* Create a local named volume with labels (plus owner and WEAVER_DOCKER_LABELS). An existing
+ * volume of that name is no error: *created (may be NULL) says which it was. */
+int wd_docker_volume_create(struct wd_docker *d, const char *name, const struct wd_kv *labels,
+                            size_t nlabels, bool *created, struct wd_error **err);
+/* Remove; -ENOENT if absent, -EBUSY while a container uses it. */
+int wd_docker_volume_remove(struct wd_docker *d, const char *name, struct wd_error **err);
+/* Names of the volumes carrying every label of @labels ("k=v"); caller frees the vector
+ * (wd_strv_free-style: each string, then the array). */
+int wd_docker_volume_list(struct wd_docker *d, const char *const *labels, size_t nlabels,
+                          char ***names, size_t *n, struct wd_error **err);
+
 /* ---- containers ---------------------------------------------------------------------------- */
 
 struct wd_port_binding {
@@ -142,6 +166,14 @@ struct wd_healthcheck {
     int64_t interval_ns, timeout_ns, start_period_ns; /* 0 = engine default */
     int retries;                                      /* 0 = engine default */
 };
+/* HostConfig.Mounts entry */
+struct wd_mount {
+    bool volume;        /* a named volume (source = its name); else a bind mount */
+    const char *source; /* absolute host path, or the volume name */
+    const char *target; /* absolute path in the container */
+    bool read_only;
+};
+
 struct wd_tmpfs {
     const char *path;    /* "/tmp" */
     const char *options; /* "rw,nosuid,nodev,mode=1777,size=64m" (NULL: that default) */
@@ -168,6 +200,10 @@ struct wd_container_spec {
     bool init;              /* HostConfig.Init (docker-init / catatonit as PID 1) */
     const struct wd_tmpfs *tmpfs;
     size_t ntmpfs;
+    const struct wd_mount *mounts;
+    size_t nmounts;
+    const char *const *extra_hosts; /* "NAME:ADDRESS"; ADDRESS may be "host-gateway" */
+    size_t nextra_hosts;
     const struct wd_ulimit *ulimits;
     size_t nulimits;     /* 0 = nofile and nproc 4096 (Podman in a sandbox needs explicit ones) */
     const char *network; /* NetworkMode and the one EndpointsConfig key */
@@ -307,6 +343,11 @@ enum wd_event_action {
     WD_EV_STOP = 1 << 6,
     WD_EV_DESTROY = 1 << 7, /* Podman's "remove" */
     WD_EV_OTHER = 1 << 8,
+    /* Not engine events, always delivered: the stream ended (detail says why) and the follower
+     * is reconnecting with backoff; then a new stream was accepted. Events between the two are
+     * lost: list the containers on BACK. */
+    WD_EV_LOST = 1 << 9,
+    WD_EV_BACK = 1 << 10,
 };
 struct wd_docker_event {
     enum wd_event_action action;
@@ -319,6 +360,7 @@ struct wd_docker_event {
     int64_t time_ns;
     const struct wd_label *attrs; /* Actor.Attributes (container labels, name, image ...) */
     size_t nattrs;
+    const char *detail; /* WD_EV_LOST: why the stream ended; else NULL or "" */
 };
 /* Called on the events thread; the event and its strings are valid during the call only. */
 typedef void (*wd_docker_event_fn)(void *arg, const struct wd_docker_event *ev);
@@ -329,9 +371,8 @@ struct wd_docker_events;
 int wd_docker_events_start(struct wd_docker *d, const char *const *labels, size_t nlabels,
                            unsigned mask, wd_docker_event_fn cb, void *arg,
                            struct wd_docker_events **out, struct wd_error **err);
-/* Stop (within about a second), join and free. Returns the stream's own failure if it ended
- * before the stop (e.g. -ECONNRESET when the engine went away), else 0. */
-int wd_docker_events_stop(struct wd_docker_events *ev, struct wd_error **err);
+/* Stop (within about a second), join and free. */
+void wd_docker_events_stop(struct wd_docker_events *ev);
 
 /* ---- images (see engine/image.h for building) ----------------------------------------------- */
 

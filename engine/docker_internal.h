@@ -6,6 +6,7 @@
 
 #include "engine/docker.h"
 #include "engine/error.h"
+#include "engine/http.h"
 #include "engine/util.h"
 
 #include <stdbool.h>
@@ -31,6 +32,8 @@ int wd_docker_labels_parse(const char *env, struct wd_label **out, size_t *n,
 char *wd_docker_error_message(const void *body, size_t len);
 
 /* Request bodies. Caller owns the returned tree (cJSON_Delete). */
+struct cJSON *wd_docker_volume_json(const char *name, const struct wd_kv *labels, size_t nlabels,
+                                    const struct wd_label *extra, size_t nextra);
 struct cJSON *wd_docker_container_json(const struct wd_container_spec *s,
                                        const struct wd_label *extra, size_t nextra);
 struct cJSON *wd_docker_network_json(const struct wd_network_spec *s, const struct wd_label *extra,
@@ -106,5 +109,28 @@ int wd_lines_feed(struct wd_lines *l, const uint8_t *p, size_t n, wd_line_fn cb,
                   struct wd_error **err);
 int wd_lines_end(struct wd_lines *l, wd_line_fn cb, void *arg, struct wd_error **err);
 void wd_lines_free(struct wd_lines *l);
+
+/* ---- calls (engine/docker.c), for the stream followers in engine/docker_stream.c ---- */
+
+struct wd_docker_call {
+    const char *method;
+    const char *path; /* after /vX.Y */
+    const char *content_type;
+    const void *body;
+    size_t body_len;
+    long timeout_ms; /* 0 = none (streams) */
+    wd_http_sink_fn sink;
+    void *sink_arg;
+    struct wd_error **sink_err;
+    wd_http_headers_fn on_headers;
+    void *headers_arg;
+    const atomic_int *cancel;
+};
+/* One request; an engine that is gone is -ECONNREFUSED, a status >= 300 maps to an errno with
+ * the engine's message. @err may be NULL. */
+int wd_docker_call(struct wd_docker *d, const struct wd_docker_call *c, struct wd_http_response *rs,
+                   const char *what, struct wd_error **err);
+/* -EINVAL with "KIND: REF is not a valid name or id" unless @ref is one. */
+int wd_docker_check_ref(const char *kind, const char *ref, struct wd_error **err);
 
 #endif

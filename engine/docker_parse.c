@@ -377,6 +377,21 @@ struct cJSON *wd_docker_container_json(const struct wd_container_spec *s,
                             s->tmpfs[i].options ? s->tmpfs[i].options
                                                 : "rw,nosuid,nodev,mode=1777,size=64m");
     }
+    if (s->nmounts) {
+        cJSON *ma = wd_json_add_array(hc, "Mounts");
+        for (size_t i = 0; i < s->nmounts; i++) {
+            const struct wd_mount *m = &s->mounts[i];
+            cJSON *o = wd_json_new_object();
+            wd_json_add_str(o, "Type", m->volume ? "volume" : "bind");
+            wd_json_add_str(o, "Source", m->source);
+            wd_json_add_str(o, "Target", m->target);
+            wd_json_add_bool(o, "ReadOnly", m->read_only);
+            cJSON_AddItemToArray(ma, o);
+        }
+    }
+    if (s->nextra_hosts)
+        wd_json_arr_add_strv(wd_json_add_array(hc, "ExtraHosts"), s->extra_hosts,
+                             s->nextra_hosts);
     if (s->memory_bytes > 0)
         wd_json_add_i64(hc, "Memory", s->memory_bytes);
     if (s->nano_cpus > 0)
@@ -402,6 +417,16 @@ struct cJSON *wd_docker_container_json(const struct wd_container_spec *s,
             wd_json_arr_add_strv(wd_json_add_array(ep, "Aliases"), s->aliases, s->naliases);
     }
     return c;
+}
+
+struct cJSON *wd_docker_volume_json(const char *name, const struct wd_kv *labels, size_t nlabels,
+                                    const struct wd_label *extra, size_t nextra)
+{
+    cJSON *v = wd_json_new_object();
+    wd_json_add_str(v, "Name", name);
+    wd_json_add_str(v, "Driver", "local");
+    add_labels(wd_json_add_object(v, "Labels"), labels, nlabels, extra, nextra);
+    return v;
 }
 
 struct cJSON *wd_docker_network_json(const struct wd_network_spec *s, const struct wd_label *extra,

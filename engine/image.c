@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
@@ -200,10 +201,18 @@ const char *wd_elf_arch_name(uint16_t machine)
 
 /* ---- plan --------------------------------------------------------------------------------- */
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 void wd_image_plan_free(struct wd_image_plan *p)
 {
     if (p == NULL)
         return;
+    for (size_t i = 0; i < p->nowned_dirs; i++)
+        free(p->owned_dirs[i]);
+    free(p->owned_dirs);
     for (size_t i = 0; i < p->nfiles; i++) {
         free(p->files[i].path);
         free(p->files[i].data);
@@ -510,6 +519,8 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
                       ha ? ha : "another CPU", ha ? ha : "?");
     }
     p.arch = arch ? arch : "amd64";
+    struct stat bst;
+    p.created = stat(s->binary_path, &bst) == 0 ? (int64_t)bst.st_mtime : 0;
     autofree char *binpath = xasprintf("/app/%s", name);
     add_file(&p, binpath, 0755, bin, binlen);
 
@@ -556,6 +567,11 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
         return wd_err_wrap(err, "image %s", s->app);
     }
 
+    p.owned_dirs = xcalloc(s->nowned_dirs + 1, sizeof *p.owned_dirs);
+    for (size_t i = 0; i < s->nowned_dirs; i++)
+        p.owned_dirs[p.nowned_dirs++] = xstrdup(s->owned_dirs[i]);
+    qsort(p.owned_dirs, p.nowned_dirs, sizeof *p.owned_dirs, cmp_str);
+
     /* settings: the image config minus rootfs (fixed key order => stable hash and ID) */
     autojson cJSON *cfg = wd_json_new_object();
     wd_json_add_str(cfg, "User", s->user ? s->user : WD_IMAGE_USER);
@@ -600,6 +616,10 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
         EVP_DigestUpdate(md, hdr, (size_t)hn + 1);
         EVP_DigestUpdate(md, p.files[i].data, p.files[i].len);
     }
+    for (size_t i = 0; i < p.nowned_dirs; i++) {
+        EVP_DigestUpdate(md, "owned-dir ", 10);
+        EVP_DigestUpdate(md, p.owned_dirs[i], strlen(p.owned_dirs[i]) + 1);
+    }
     EVP_DigestFinal_ex(md, dig, &dlen);
     EVP_MD_CTX_free(md);
     wd_hex(dig, sizeof dig, p.hash);
@@ -636,8 +656,17 @@ static struct archive *tar_open(struct wd_buf *out)
     return a;
 }
 
+static int tar_entry_owned(struct archive *a, const char *path, bool dir, uint32_t mode,
+                           const void *data, size_t len, int64_t uid, struct wd_error **err);
+
 static int tar_entry(struct archive *a, const char *path, bool dir, uint32_t mode, const void *data,
                      size_t len, struct wd_error **err)
+{
+    return tar_entry_owned(a, path, dir, mode, data, len, 0, err);
+}
+
+static int tar_entry_owned(struct archive *a, const char *path, bool dir, uint32_t mode,
+                           const void *data, size_t len, int64_t uid, struct wd_error **err)
 {
     struct archive_entry *e = archive_entry_new();
     if (e == NULL)
@@ -646,8 +675,8 @@ static int tar_entry(struct archive *a, const char *path, bool dir, uint32_t mod
     archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
     archive_entry_set_perm(e, (__LA_MODE_T)mode);
     archive_entry_set_size(e, dir ? 0 : (la_int64_t)len);
-    archive_entry_set_uid(e, 0);
-    archive_entry_set_gid(e, 0);
+    archive_entry_set_uid(e, uid);
+    archive_entry_set_gid(e, uid);
     archive_entry_set_mtime(e, 0, 0);
     int rc = archive_write_header(a, e);
     archive_entry_free(e);
@@ -668,6 +697,7 @@ static int tar_close(struct archive *a, struct wd_error **err)
 struct tree_ent {
     char *path; /* relative, dirs end without '/' */
     bool dir;
+    bool owned; /* by the image user */
     uint32_t mode;
     const struct wd_image_file *f;
 };
@@ -684,7 +714,7 @@ static void add_ent(struct tree_ent **v, size_t *n, const char *path, bool dir, 
         if (strcmp((*v)[i].path, path) == 0)
             return;
     *v = xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = (struct tree_ent){xstrdup(path), dir, mode, f};
+    (*v)[(*n)++] = (struct tree_ent){xstrdup(path), dir, false, mode, f};
 }
 
 /* Write the rootfs (with @prefix, "" or "rootfs/") in sorted order. */
@@ -704,13 +734,25 @@ static int write_tree(struct archive *a, const struct wd_image_plan *p, const ch
         }
         add_ent(&v, &n, rel, false, p->files[i].mode, &p->files[i]);
     }
+    for (size_t i = 0; i < p->nowned_dirs; i++) {
+        const char *rel = p->owned_dirs[i] + (p->owned_dirs[i][0] == '/');
+        for (const char *s = strchr(rel, '/'); s; s = strchr(s + 1, '/')) {
+            char *dir = xstrndup(rel, (size_t)(s - rel));
+            add_ent(&v, &n, dir, true, 0755, NULL);
+            free(dir);
+        }
+        add_ent(&v, &n, rel, true, 0755, NULL);
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(v[k].path, rel) == 0)
+                v[k].owned = true;
+    }
     qsort(v, n, sizeof *v, cmp_ent);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             autofree char *path = xasprintf("%s%s%s", prefix, v[i].path, v[i].dir ? "/" : "");
-            rc = tar_entry(a, path, v[i].dir, v[i].mode, v[i].f ? v[i].f->data : NULL,
-                           v[i].f ? v[i].f->len : 0, err);
+            rc = tar_entry_owned(a, path, v[i].dir, v[i].mode, v[i].f ? v[i].f->data : NULL,
+                                 v[i].f ? v[i].f->len : 0, v[i].owned ? WD_IMAGE_UID : 0, err);
         }
         free(v[i].path);
     }
@@ -748,6 +790,13 @@ int wd_image_archive(const struct wd_image_plan *p, struct wd_buf *out, char con
     autojson cJSON *settings = cJSON_Parse(p->settings);
     autojson cJSON *cfg = wd_json_new_object();
     wd_json_add_str(cfg, "architecture", p->arch);
+    if (p->created > 0) { /* else `docker images` shows CREATED N/A */
+        char when[32];
+        time_t t = (time_t)p->created;
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        wd_json_add_str(cfg, "created", when);
+    }
     cJSON_AddItemReferenceToObject(cfg, "config",
                                    cJSON_GetObjectItemCaseSensitive(settings, "config"));
     wd_json_add_str(cfg, "os", "linux");
@@ -795,8 +844,11 @@ int wd_image_context(const struct wd_image_plan *p, struct wd_buf *out, struct w
     autojson cJSON *settings = cJSON_Parse(p->settings);
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(settings, "config");
     struct wd_buf df = {0};
-    (void)wd_buf_printf(&df, "FROM scratch\nCOPY rootfs/ /\nUSER %s\nWORKDIR /\n",
-                        wd_json_str(cfg, "User"));
+    (void)wd_buf_printf(&df, "FROM scratch\nCOPY rootfs/ /\n");
+    for (size_t i = 0; i < p->nowned_dirs; i++) /* COPY makes everything root's otherwise */
+        (void)wd_buf_printf(&df, "COPY --chown=%s rootfs%s/ %s/\n", WD_IMAGE_USER,
+                            p->owned_dirs[i], p->owned_dirs[i]);
+    (void)wd_buf_printf(&df, "USER %s\nWORKDIR /\n", wd_json_str(cfg, "User"));
     const cJSON *e;
     cJSON_ArrayForEach(e, wd_json_arr(cfg, "Env"))
     {

@@ -19,6 +19,7 @@
 
 #define WD_IMAGE_SHIM_PATH "/weaver-docker-shim"
 #define WD_IMAGE_USER "65532:65532"
+#define WD_IMAGE_UID 65532
 #define WD_IMAGE_REPO_PREFIX "weaver-docker/"
 #define WD_MAX_IMAGE_FILE (512u << 20) /* one file put into an image */
 #define WD_MAX_IMAGE_LIBS 256
@@ -51,6 +52,10 @@ struct wd_image_spec {
      * one brings its ELF interpreter and libraries along, resolved like the binary's. */
     const struct wd_image_extra *extra;
     size_t nextra;
+    /* Empty directories owned by the image user (mode 0755), e.g. the targets of named volumes:
+     * the engine gives a new volume the owner of the directory it is first mounted on. */
+    const char *const *owned_dirs;
+    size_t nowned_dirs;
 };
 
 struct wd_image_extra {
@@ -114,6 +119,9 @@ struct wd_image_plan {
     char hash[65];  /* full sha256 hex of binary + shim + settings */
     char *settings; /* canonical JSON of the config settings (hashed) */
     const char *arch;
+    int64_t created;   /* the app binary's mtime: the image's creation time, stable per binary */
+    char **owned_dirs; /* absolute, sorted */
+    size_t nowned_dirs;
 };
 void wd_image_plan_free(struct wd_image_plan *p);
 /* wd_image_plan_make - read the files, resolve libraries, compute the tag. @extra are labels

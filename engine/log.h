@@ -8,6 +8,9 @@ enum wd_log_level { WD_LOG_ERROR, WD_LOG_WARN, WD_LOG_INFO, WD_LOG_DEBUG };
 /* Process-wide level, set once by main (WEAVER_LOG=debug|info|warn|error overrides -v). */
 void wd_log_set_level(enum wd_log_level lvl);
 enum wd_log_level wd_log_get_level(void);
+/* Lines to @fn instead of stderr (NULL: stderr again). Set while no other thread logs. */
+#include <stddef.h>
+void wd_log_set_sink(void (*fn)(void *arg, const char *line, size_t len), void *arg);
 void wd_log(enum wd_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define wd_warn(...) wd_log(WD_LOG_WARN, __VA_ARGS__)

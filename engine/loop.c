@@ -16,6 +16,8 @@ struct wd_watch {
     void *arg;
     bool dead;
     struct wd_watch *next_dead;
+    struct wd_timer *resume; /* wd_watch_accept_failed's pause */
+    unsigned paused_events;
 };
 
 struct wd_timer {
@@ -148,6 +150,10 @@ struct wd_watch *wd_watch_add(struct wd_loop *l, int fd, unsigned events, wd_wat
 
 void wd_watch_set(struct wd_watch *w, unsigned events)
 {
+    if (w->resume) { /* an explicit setting ends a pause */
+        wd_timer_cancel(w->resume);
+        w->resume = NULL;
+    }
     if (w->dead || w->events == events)
         return;
     w->events = events;
@@ -160,9 +166,32 @@ void wd_watch_free(struct wd_watch *w)
     if (w == NULL || w->dead)
         return;
     epoll_ctl(w->loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    wd_timer_cancel(w->resume);
+    w->resume = NULL;
     w->dead = true;
     w->next_dead = w->loop->dead;
     w->loop->dead = w;
+}
+
+static void watch_resume(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_watch *w = arg;
+    w->resume = NULL;
+    wd_watch_set(w, w->paused_events);
+}
+
+bool wd_watch_accept_failed(struct wd_watch *w, int err, int64_t ms)
+{
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return false;
+    if (w->dead || w->resume)
+        return true;
+    unsigned ev = w->events;
+    wd_watch_set(w, 0);
+    w->paused_events = ev;
+    w->resume = wd_timer_add(w->loop, ms, watch_resume, w);
+    return true;
 }
 
 struct wd_timer *wd_timer_add(struct wd_loop *l, int64_t delay_ms, wd_timer_fn fn, void *arg)

@@ -33,6 +33,13 @@ void wd_watch_set(struct wd_watch *w, unsigned events);
 /* Stop watching (does not close fd). Safe to call from inside the watch's own callback. */
 void wd_watch_free(struct wd_watch *w);
 
+/* A listener's accept failed with err: for running out of descriptors or memory (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM) stop watching it for ms milliseconds and return true, so a
+ * level-triggered listener with a queued connection does not spin; for anything else return
+ * false. The watch's old events come back after the pause (unless wd_watch_set or
+ * wd_watch_free came first). */
+bool wd_watch_accept_failed(struct wd_watch *w, int err, int64_t ms);
+
 /* One-shot timer after delay_ms. Returns a handle valid until it fires or is cancelled. */
 struct wd_timer *wd_timer_add(struct wd_loop *l, int64_t delay_ms, wd_timer_fn fn, void *arg);
 void wd_timer_cancel(struct wd_timer *t); /* NULL-safe; not after it fired */

@@ -7,6 +7,7 @@
  * it, when the shim could send it) is the replica's death; health pushes go the other way. */
 #include "engine/rt_compose.h"
 #include "engine/deploy.h"
+#include "engine/hostport.h"
 #include "engine/log.h"
 #include "engine/util.h"
 
@@ -14,7 +15,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,11 +33,6 @@ void wd_runtime_compose_configure(const struct wd_compose_rt_opts *o)
 
 /* ---------- the hello (pure) ---------- */
 
-static size_t be16(const uint8_t *p)
-{
-    return (size_t)p[0] << 8 | p[1];
-}
-
 static bool printable(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -52,16 +47,14 @@ int wd_compose_hello_parse(const uint8_t *buf, size_t len, struct wd_compose_hel
     const size_t h = WD_COMPOSE_HELLO_LEN;
     *need = h + 2;
     if (len >= 8) {
-        char chan = (char)buf[4];
-        if (memcmp(buf, "WDL1", 4) != 0 || buf[5] || buf[6] || buf[7] ||
-            (chan != 'A' && chan != 'W' && chan != 'D'))
+        if (!wd_link_hello_form(buf, "AWDP")) /* only 8 bytes are there: the form needs no more */
             return -EPROTO;
-    } else if (len >= 4 && memcmp(buf, "WDL1", 4) != 0) {
+    } else if (len >= 4 && memcmp(buf, WD_LINK_MAGIC, 4) != 0) {
         return -EPROTO;
     }
     if (len < h + 2)
         return 0;
-    size_t nl = be16(buf + h);
+    size_t nl = wd_be16(buf + h);
     if (nl == 0 || nl > WD_COMPOSE_NAME_MAX)
         return -EPROTO;
     *need = h + 2 + nl + (buf[4] == 'A' ? 2 : 0);
@@ -71,7 +64,7 @@ int wd_compose_hello_parse(const uint8_t *buf, size_t len, struct wd_compose_hel
         return -EPROTO;
     size_t il = 0;
     if (buf[4] == 'A') {
-        il = be16(buf + h + 2 + nl);
+        il = wd_be16(buf + h + 2 + nl);
         if (il > WD_COMPOSE_IP_MAX)
             return -EPROTO;
         *need = h + 4 + nl + il;
@@ -107,6 +100,7 @@ struct cm_state {
     int lfd;
     struct wd_watch *lw;
     struct cm_pending *pending;
+    struct wd_hostports *hp; /* [docker] host_ports, relayed to host.docker.internal */
 };
 
 struct cm_replica {
@@ -267,7 +261,7 @@ static void hello_complete(struct cm_pending *p, const struct wd_compose_hello *
     char peer[INET6_ADDRSTRLEN];
     memcpy(peer, p->peer, sizeof peer);
     pending_free(p, false);
-    if (CRYPTO_memcmp(h->token, g_opts.token, sizeof g_opts.token) != 0) {
+    if (!wd_ct_equal(h->token, g_opts.token, sizeof g_opts.token)) {
         wd_warn("rejected a connection from %s: wrong token (a shim of another compose file?)",
                 peer);
         close(fd);
@@ -290,10 +284,18 @@ static void hello_complete(struct cm_pending *p, const struct wd_compose_hello *
         close(fd);
         return;
     }
-    if (h->chan == 'W')
+    if (h->chan == 'P') {
+        if (s->hp == NULL) {
+            close(fd);
+            return;
+        }
+        autofree char *who = xasprintf("group %s replica %d", r->g->short_name, r->slot);
+        wd_hostports_adopt(s->hp, fd, who);
+    } else if (h->chan == 'W') {
         wd_replica_attach_control(r, fd);
-    else
+    } else {
         wd_replica_attach_deployer(r, fd);
+    }
 }
 
 static void on_pending(struct wd_watch *w, int fd, unsigned ev, void *arg)
@@ -348,10 +350,10 @@ static void on_accept(struct wd_watch *w, int lfd, unsigned ev, void *arg)
         socklen_t sl = sizeof sa;
         int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                wd_warn("accept: %s", strerror(errno));
             if (errno == ECONNABORTED || errno == EINTR)
                 continue;
+            if (errno != EAGAIN && !wd_watch_accept_failed(s->lw, errno, 100))
+                wd_warn("accept: %s", strerror(errno));
             return;
         }
         struct cm_pending *p = xzalloc(sizeof *p);
@@ -385,6 +387,9 @@ static int c_init(struct wd_deploy *d, struct wd_error **err)
     if (bind(s->lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(s->lfd, 128) < 0)
         return wd_err_sys(err, errno, "manager: listen on port %u", (unsigned)g_opts.port);
     s->lw = wd_watch_add(d->loop, s->lfd, WD_EV_IN, on_accept, s);
+    if (d->cfg->nhost_ports) /* the compose file gives every service host-gateway */
+        s->hp = wd_hostports_new(d->loop, d->cfg->host_ports, d->cfg->nhost_ports,
+                                 "host.docker.internal", NULL, NULL);
     wd_info("manager: waiting for shims on port %u", (unsigned)g_opts.port);
     return 0;
 }
@@ -466,6 +471,7 @@ static void c_shutdown(struct wd_deploy *d)
         return;
     while (s->pending)
         pending_free(s->pending, true);
+    wd_hostports_free(s->hp);
     wd_watch_free(s->lw);
     if (s->lfd >= 0)
         close(s->lfd);

@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/link.h"
+
 #define WD_COMPOSE_MANAGER_PORT 7070 /* where shims reach the manager (inside the network) */
-#define WD_COMPOSE_HELLO_LEN 40      /* as in docs/design/shim-link.md */
+#define WD_COMPOSE_HELLO_LEN WD_LINK_HELLO_LEN
 #define WD_COMPOSE_NAME_MAX 255      /* group name or weavelet id after the hello */
 #define WD_COMPOSE_IP_MAX 45         /* the shim's own address after an 'A' hello */
 
@@ -26,7 +28,7 @@ void wd_runtime_compose_configure(const struct wd_compose_rt_opts *o);
  * length + name (the group for 'A', the weavelet id for 'W'/'D'), and for 'A' only u16 length +
  * the shim's own IP address (text; may be empty). */
 struct wd_compose_hello {
-    char chan; /* 'A', 'W' or 'D' */
+    char chan; /* 'A', 'W', 'D' or 'P' */
     const uint8_t *token;
     char name[WD_COMPOSE_NAME_MAX + 1];
     char ip[WD_COMPOSE_IP_MAX + 1];

@@ -4,9 +4,12 @@
  * through wd_loop_post. The deployer always dials the shims; nothing is published on the host. */
 #include "engine/deploy.h"
 #include "engine/docker.h"
+#include "engine/hostport.h"
 #include "engine/image.h"
+#include "engine/link.h"
 #include "engine/log.h"
 #include "engine/rt_docker.h"
+#include "engine/state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +25,9 @@
 #include <time.h>
 
 #define NWORKERS 4
-#define LINK_HELLO 40
+#define LINK_HELLO WD_LINK_HELLO_LEN
+#define SHUTDOWN_WAIT_MS 15000 /* for the engine calls still running at shutdown */
+#define NPARK_P 2 /* 'P' links kept parked in each shim (host_ports) */
 
 struct job {
     void (*run)(struct wd_docker *dk, struct job *j); /* on a worker */
@@ -52,9 +58,14 @@ struct dk_state {
     struct job *head, **tail;
     size_t inflight;
     bool quit;
+    atomic_int cancel; /* set when shutdown stops waiting for the engine */
     struct wd_docker_events *events;
+    bool engine_lost;      /* its event stream ended: launches wait, containers get listed */
+    int64_t lost_ms;       /* when */
+    struct job *held;      /* launches waiting for the engine (counted in inflight) */
     bool ever_ready;
-    struct follower *followers; /* joined at shutdown */
+    struct follower *followers; /* running; each joins itself through follower_done */
+    struct wd_hostports *hp;    /* NULL without host_ports */
 };
 
 /* One thread per container follows its stdout/stderr (panic traces, prints) into our logs. */
@@ -66,8 +77,11 @@ struct follower {
     uint64_t gen;
     pthread_t th;
     struct wd_buf line[2];
+    bool abandoned; /* shutdown gave up waiting: the thread frees itself (under follow_mu) */
     struct follower *next;
 };
+
+static pthread_mutex_t follow_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct out_line {
     struct dk_state *s;
@@ -75,6 +89,19 @@ struct out_line {
     uint64_t gen;
     int stream;
     char *text;
+};
+
+/* A 'P' link parked in a shim: hello out, then ack + port in; then it becomes a relay. */
+struct plink {
+    struct wd_replica *r;
+    int fd;
+    struct wd_watch *w;
+    struct wd_timer *t;
+    uint8_t hello[LINK_HELLO];
+    size_t sent;
+    uint8_t in[3]; /* ack, port (u16 big-endian) */
+    size_t got;
+    int tries;
 };
 
 struct dk_replica {
@@ -91,6 +118,8 @@ struct dk_replica {
     struct wd_timer *wt, *dt;
     int wtries, dtries;
     int pushed_health; /* last health pushed to the shim (0 = none yet) */
+    bool oom;          /* the engine reported an out-of-memory kill in its cgroup */
+    struct plink p[NPARK_P];
 };
 
 /* A health push to the shim ('H' hello, docs/design/shim-link.md): fire and forget. */
@@ -107,6 +136,7 @@ static void *worker_main(void *arg)
 {
     struct dk_state *s = arg;
     struct wd_docker *dk = wd_docker_clone(s->dk);
+    wd_docker_set_cancel(dk, &s->cancel);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->head == NULL && !s->quit)
@@ -197,14 +227,45 @@ static int on_output(void *arg, int stream, const uint8_t *data, size_t len)
     return 0;
 }
 
+static void follower_free(struct follower *f)
+{
+    wd_docker_free(f->dk);
+    wd_buf_free(&f->line[0]);
+    wd_buf_free(&f->line[1]);
+    free(f->id);
+    free(f);
+}
+
+/* On the loop: a follower's stream ended (its container is gone): join it now, so a replica
+ * that restarts for hours does not pile up threads and engine connections. */
+static void follower_done(void *arg)
+{
+    struct follower *f = arg;
+    for (struct follower **pp = &f->s->followers; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    pthread_join(f->th, NULL);
+    follower_free(f);
+}
+
 static void *follower_main(void *arg)
 {
     struct follower *f = arg;
     struct wd_logs_opts lo = {.follow = true, .tty = 0};
     wd_docker_container_logs(f->dk, f->id, &lo, on_output, f, NULL);
-    for (int k = 0; k < 2; k++)
-        if (f->line[k].len)
-            emit_line(f, k + 1, (const char *)f->line[k].data, f->line[k].len);
+    pthread_mutex_lock(&follow_mu);
+    bool abandoned = f->abandoned;
+    if (!abandoned) {
+        for (int k = 0; k < 2; k++)
+            if (f->line[k].len)
+                emit_line(f, k + 1, (const char *)f->line[k].data, f->line[k].len);
+        wd_loop_post(f->s->d->loop, follower_done, f);
+    }
+    pthread_mutex_unlock(&follow_mu);
+    if (abandoned)
+        follower_free(f);
     return NULL;
 }
 
@@ -350,16 +411,6 @@ static int shim_dial(const struct dk_replica *x)
     return fd;
 }
 
-/* The 40-byte link hello (docs/design/shim-link.md). */
-static void shim_hello(uint8_t hello[LINK_HELLO], char chan, uint8_t arg, const uint8_t *token)
-{
-    memcpy(hello, "WDL1", 4);
-    hello[4] = (uint8_t)chan;
-    hello[5] = arg;
-    hello[6] = hello[7] = 0;
-    memcpy(hello + 8, token, 32);
-}
-
 static void link_start(struct wd_replica *r, char chan)
 {
     struct dk_replica *x = r->rt;
@@ -367,7 +418,7 @@ static void link_start(struct wd_replica *r, char chan)
     if (x->gone || x->ip == NULL)
         return;
     uint8_t *hello = chan == 'W' ? x->whello : x->dhello;
-    shim_hello(hello, chan, 0, s->token);
+    wd_link_hello(hello, chan, 0, s->token);
     int fd = shim_dial(x);
     if (fd < 0) {
         link_fail(r, chan);
@@ -385,6 +436,124 @@ static void link_start(struct wd_replica *r, char chan)
         x->ww = w;
     else
         x->dw = w;
+}
+
+/* ---------- host ports: 'P' links ---------- */
+
+static void plink_start(struct plink *p);
+
+static void plink_retry(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct plink *p = arg;
+    p->t = NULL;
+    plink_start(p);
+}
+
+static void plink_close(struct plink *p)
+{
+    wd_watch_free(p->w);
+    p->w = NULL;
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    wd_timer_cancel(p->t);
+    p->t = NULL;
+}
+
+/* Closed or refused before it carried anything: park again after a backoff (the shim may not
+ * listen yet, or it is going away with its container). */
+static void plink_fail(struct plink *p)
+{
+    plink_close(p);
+    struct dk_replica *x = p->r->rt;
+    if (x->gone || p->r->d->stopping)
+        return;
+    int delay = 5 << (p->tries < 7 ? p->tries : 7); /* 5 ms ... 640 ms */
+    p->tries++;
+    p->t = wd_timer_add(p->r->d->loop, delay, plink_retry, p);
+}
+
+static void on_plink(struct wd_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w;
+    (void)ev;
+    struct plink *p = arg;
+    struct dk_state *s = p->r->d->rt_state;
+    struct dk_replica *x = p->r->rt;
+    if (p->sent < LINK_HELLO) {
+        int e = 0;
+        socklen_t el = sizeof e;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+        ssize_t n = e ? -1 : send(fd, p->hello + p->sent, LINK_HELLO - p->sent, MSG_NOSIGNAL);
+        if (n < 0 && !e && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n < 0) {
+            plink_fail(p);
+            return;
+        }
+        p->sent += (size_t)n;
+        if (p->sent == LINK_HELLO)
+            wd_watch_set(p->w, WD_EV_IN);
+        return;
+    }
+    /* exactly the 3 bytes: what follows belongs to the app's connection */
+    ssize_t n = recv(fd, p->in + p->got, sizeof p->in - p->got, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0 || p->in[0] != WD_LINK_ACK) {
+        plink_fail(p);
+        return;
+    }
+    p->got += (size_t)n;
+    if (p->got < sizeof p->in)
+        return;
+    p->tries = 0;
+    uint16_t port = wd_be16(p->in + 1);
+    wd_watch_free(p->w);
+    p->w = NULL;
+    int link = WD_STEAL_FD(p->fd);
+    if (!wd_hostports_allowed(s->hp, port)) {
+        wd_warn("%s asked for host port %u, which is not in [docker] host_ports: refused",
+                x->name, (unsigned)port);
+        close(link);
+    } else {
+        wd_hostports_relay(s->hp, link, port, x->name);
+    }
+    plink_start(p); /* park a new one */
+}
+
+static void plink_start(struct plink *p)
+{
+    struct dk_replica *x = p->r->rt;
+    struct dk_state *s = p->r->d->rt_state;
+    if (x->gone || x->ip == NULL || p->r->d->stopping || p->fd >= 0 || p->t)
+        return;
+    wd_link_hello(p->hello, WD_LINK_P, 0, s->token);
+    p->sent = p->got = 0;
+    p->fd = shim_dial(x);
+    if (p->fd < 0) {
+        plink_fail(p);
+        return;
+    }
+    p->w = wd_watch_add(p->r->d->loop, p->fd, WD_EV_OUT, on_plink, p);
+}
+
+static void hp_say(void *arg, const char *line)
+{
+    wd_deploy_event(arg, "warn", "%s", line);
+}
+
+static void plinks_start(struct wd_replica *r)
+{
+    struct dk_state *s = r->d->rt_state;
+    struct dk_replica *x = r->rt;
+    if (s->hp == NULL)
+        return;
+    for (int k = 0; k < NPARK_P; k++) {
+        x->p[k].r = r;
+        plink_start(&x->p[k]);
+    }
 }
 
 static void hpush_done(struct hpush *h)
@@ -434,7 +603,7 @@ static void d_health(struct wd_deploy *d, struct wd_replica *r, int status)
         return;
     struct hpush *h = xzalloc(sizeof *h);
     h->fd = fd;
-    shim_hello(h->hello, 'H', (uint8_t)v, s->token);
+    wd_link_hello(h->hello, 'H', (uint8_t)v, s->token);
     h->w = wd_watch_add(d->loop, fd, WD_EV_OUT, on_hpush, h);
     x->pushed_health = v;
 }
@@ -443,8 +612,15 @@ static void d_health(struct wd_deploy *d, struct wd_replica *r, int status)
 
 struct launch_ctx {
     struct wd_container_spec spec;
-    char *env[64];
+    char **env;
     size_t nenv;
+    struct wd_mount *mounts;
+    char **mount_strs; /* sources and targets the mounts point into */
+    size_t nmounts, nmount_strs;
+    char **hosts;
+    size_t nhosts;
+    char **networks; /* joined after create, before start */
+    size_t nnetworks;
     char *cmd[64];
     size_t ncmd;
     struct wd_kv labels[9];
@@ -460,6 +636,17 @@ static void launch_ctx_free(struct launch_ctx *c)
 {
     for (size_t i = 0; i < c->nenv; i++)
         free(c->env[i]);
+    free(c->env);
+    for (size_t i = 0; i < c->nmount_strs; i++)
+        free(c->mount_strs[i]);
+    free(c->mount_strs);
+    free(c->mounts);
+    for (size_t i = 0; i < c->nhosts; i++)
+        free(c->hosts[i]);
+    free(c->hosts);
+    for (size_t i = 0; i < c->nnetworks; i++)
+        free(c->networks[i]);
+    free(c->networks);
     for (size_t i = 0; i < c->ncmd; i++)
         free(c->cmd[i]);
     for (size_t i = 0; i < 9; i++)
@@ -473,10 +660,32 @@ struct launch_job {
     struct launch_ctx *c;
 };
 
+/* Podman 4.3 writes "host-gateway" into /etc/hosts literally: give it the deployment network's
+ * gateway, the host's address on that bridge (Docker resolves host-gateway itself). */
+static void podman_host_gateway(struct wd_docker *dk, const char *network, struct launch_ctx *c)
+{
+    if (!wd_docker_is_podman(dk))
+        return;
+    struct wd_network_info ni = {0};
+    if (wd_docker_network_inspect(dk, network, &ni, NULL) == 0 && ni.gateway && *ni.gateway) {
+        for (size_t i = 0; i < c->nhosts; i++) {
+            char *colon = strrchr(c->hosts[i], ':');
+            if (colon && strcmp(colon + 1, "host-gateway") == 0) {
+                *colon = 0;
+                char *h = xasprintf("%s:%s", c->hosts[i], ni.gateway);
+                free(c->hosts[i]);
+                c->hosts[i] = h;
+            }
+        }
+    }
+    wd_network_info_free(&ni);
+}
+
 static void run_launch(struct wd_docker *dk, struct job *j)
 {
     struct launch_job *lj = (struct launch_job *)j;
     autoerr struct wd_error *err = NULL;
+    podman_host_gateway(dk, j->s->network, lj->c);
     /* a leftover of an earlier replica with this name (it is removed on death, but removal
      * is asynchronous) */
     wd_docker_container_remove(dk, j->name, true, NULL);
@@ -489,6 +698,8 @@ static void run_launch(struct wd_docker *dk, struct job *j)
         wd_docker_container_remove(dk, j->name, true, NULL);
         j->rc = wd_docker_container_create(dk, &lj->c->spec, &j->id, &err);
     }
+    for (size_t i = 0; j->rc == 0 && i < lj->c->nnetworks; i++)
+        j->rc = wd_docker_network_connect(dk, lj->c->networks[i], j->id, NULL, 0, &err);
     if (j->rc < 0 || (j->rc = wd_docker_container_start(dk, j->id, &err)) < 0) {
         j->msg = xstrdup(err->msg);
         return;
@@ -561,6 +772,22 @@ static void done_launch(struct job *j)
     }
     link_start(r, 'W');
     link_start(r, 'D');
+    plinks_start(r);
+}
+
+/* The [docker] groups."..." entry naming one of the group's components, or NULL. */
+static const struct wd_group_cfg *group_cfg(const struct wd_config *c, const struct wd_group *g)
+{
+    for (size_t i = 0; i < c->ngroups; i++)
+        for (size_t k = 0; k < g->ncomps; k++)
+            if (strcmp(c->groups[i].component, g->comps[k]->name) == 0)
+                return &c->groups[i];
+    return NULL;
+}
+
+char *wd_docker_volume_name(const char *app, const char *name)
+{
+    return xasprintf("%s_%s", app, name);
 }
 
 static char *container_name(struct wd_deploy *d, struct wd_replica *r)
@@ -575,6 +802,8 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     struct dk_replica *x = xzalloc(sizeof *x);
     x->wfd = x->dfd = -1;
     x->exit_code = -1;
+    for (int k = 0; k < NPARK_P; k++)
+        x->p[k] = (struct plink){.r = r, .fd = -1};
     r->rt = x;
     x->name = container_name(d, r);
     struct launch_ctx *c = xzalloc(sizeof *c);
@@ -582,12 +811,55 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     autofree char *args = wd_replica_weavelet_args(r, WD_SHIM_DIR "/control.sock",
                                                    "unix://" WD_SHIM_DIR "/deployer.sock",
                                                    internal);
+    const struct wd_config *cfg = d->cfg;
+    const struct wd_group_cfg *gc = group_cfg(cfg, r->g);
+    const struct wd_strv *denv = gc ? &gc->env : &cfg->docker_env;
+    struct wd_resources res = gc ? gc->res : cfg->res;
+    c->env = xcalloc(cfg->env.n + denv->n + 4, sizeof *c->env);
+    /* the app's own first, so ours win where a name repeats */
+    for (size_t i = 0; i < cfg->env.n; i++) /* Go keeps the first of one name: [docker] wins */
+        if (!wd_env_has_key(denv, cfg->env.v[i]))
+            c->env[c->nenv++] = xstrdup(cfg->env.v[i]);
+    for (size_t i = 0; i < denv->n; i++)
+        c->env[c->nenv++] = xstrdup(denv->v[i]);
     c->env[c->nenv++] = xasprintf("WEAVELET_ARGS=%s", args);
     c->env[c->nenv++] = xasprintf("WEAVER_SHIM_TOKEN=%s", s->token_hex);
     /* weaver's packages create $HOME/.local at init; the rootfs is read-only, /tmp a tmpfs */
     c->env[c->nenv++] = xstrdup("HOME=/tmp");
-    for (size_t i = 0; i < d->cfg->env.n && c->nenv < 60; i++)
-        c->env[c->nenv++] = xstrdup(d->cfg->env.v[i]);
+    if (cfg->nhost_ports) {
+        struct wd_buf b = {0};
+        for (size_t i = 0; i < cfg->nhost_ports; i++)
+            wd_buf_printf(&b, "%s%u", i ? "," : "", (unsigned)cfg->host_ports[i]);
+        autofree char *ports = wd_buf_steal_str(&b);
+        c->env = xrealloc(c->env, (c->nenv + 1) * sizeof *c->env);
+        c->env[c->nenv++] = xasprintf("WEAVER_SHIM_HOST_PORTS=%s", ports);
+    }
+    /* mounts: volumes (bind or named), then secrets */
+    c->mounts = xcalloc(cfg->nvolumes + cfg->nsecrets + 1, sizeof *c->mounts);
+    c->mount_strs = xcalloc(2 * (cfg->nvolumes + cfg->nsecrets) + 1, sizeof *c->mount_strs);
+    for (size_t i = 0; i < cfg->nvolumes; i++) {
+        const struct wd_volume_cfg *v = &cfg->volumes[i];
+        char *src = v->bind ? xstrdup(v->source) : wd_docker_volume_name(d->app, v->source);
+        c->mount_strs[c->nmount_strs++] = src;
+        c->mounts[c->nmounts++] = (struct wd_mount){
+            .volume = !v->bind, .source = src, .target = v->target, .read_only = v->read_only};
+    }
+    for (size_t i = 0; i < cfg->nsecrets && s->opts->secrets_dir; i++) {
+        char *src = xasprintf("%s/%s", s->opts->secrets_dir, cfg->secrets[i].name);
+        char *dst = xasprintf("/run/secrets/%s", cfg->secrets[i].name);
+        c->mount_strs[c->nmount_strs++] = src;
+        c->mount_strs[c->nmount_strs++] = dst;
+        c->mounts[c->nmounts++] =
+            (struct wd_mount){.source = src, .target = dst, .read_only = true};
+    }
+    /* host.docker.internal reaches the host on Docker and Podman alike */
+    c->hosts = xcalloc(cfg->extra_hosts.n + 1, sizeof *c->hosts);
+    c->hosts[c->nhosts++] = xstrdup("host.docker.internal:host-gateway");
+    for (size_t i = 0; i < cfg->extra_hosts.n; i++)
+        c->hosts[c->nhosts++] = xstrdup(cfg->extra_hosts.v[i]);
+    c->networks = xcalloc(cfg->networks.n + 1, sizeof *c->networks);
+    for (size_t i = 0; i < cfg->networks.n; i++)
+        c->networks[c->nnetworks++] = xstrdup(cfg->networks.v[i]);
     c->cmd[c->ncmd++] = xstrdup(WD_SHIM_PATH);
     c->cmd[c->ncmd++] = xstrdup("--");
     c->cmd[c->ncmd++] = xasprintf("/app/%s", s->opts->binary_name);
@@ -608,6 +880,10 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     c->labels[nl] = (struct wd_kv){WD_LABEL_PREFIX "weavelet", c->label_vals[nl]}, nl++;
     c->label_vals[nl] = xasprintf("%d", r->restarts);
     c->labels[nl] = (struct wd_kv){WD_LABEL_PREFIX "restarts", c->label_vals[nl]}, nl++;
+    if (r->last_exit) { /* ps shows why the slot was restarted */
+        c->label_vals[nl] = xstrdup(r->last_exit);
+        c->labels[nl] = (struct wd_kv){WD_LABEL_LAST_EXIT, c->label_vals[nl]}, nl++;
+    }
     c->aliases[0] = r->g->slug;
     c->health_argv[0] = WD_SHIM_PATH;
     c->health_argv[1] = "--health";
@@ -639,8 +915,13 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
         .naliases = 1,
         .health = &c->health,
         .stop_timeout_s = 5,
-        .memory_bytes = s->opts->memory_bytes,
-        .nano_cpus = s->opts->nano_cpus,
+        .mounts = c->mounts,
+        .nmounts = c->nmounts,
+        .extra_hosts = (const char *const *)c->hosts,
+        .nextra_hosts = c->nhosts,
+        .memory_bytes = res.memory_bytes,
+        .nano_cpus = res.nano_cpus,
+        .pids_limit = res.pids,
     };
     struct launch_job *lj = xzalloc(sizeof *lj);
     lj->c = c;
@@ -653,8 +934,38 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     lj->j.r = r;
     lj->j.gen = r->gen;
     lj->j.name = xstrdup(x->name);
+    if (s->engine_lost) { /* it would only fail: wait until the engine is back */
+        lj->j.s = s;
+        pthread_mutex_lock(&s->mu);
+        s->inflight++;
+        pthread_mutex_unlock(&s->mu);
+        lj->j.next = s->held;
+        s->held = &lj->j;
+        return 0;
+    }
     submit(s, &lj->j);
     return 0;
+}
+
+/* Held launches go to the workers; on shutdown they end as "not started". */
+static void release_held(struct dk_state *s, bool run)
+{
+    struct job *j = s->held;
+    s->held = NULL;
+    while (j) {
+        struct job *next = j->next;
+        if (run) {
+            pthread_mutex_lock(&s->mu);
+            s->inflight--; /* submit counts it again */
+            pthread_mutex_unlock(&s->mu);
+            submit(s, j);
+        } else {
+            j->rc = -ECANCELED;
+            j->msg = xstrdup("not started: the engine was unreachable");
+            j->done(j);
+        }
+        j = next;
+    }
 }
 
 /* ---------- stop, remove ---------- */
@@ -665,12 +976,29 @@ static void run_kill(struct wd_docker *dk, struct job *j)
     j->rc = wd_docker_container_kill(dk, j->id, j->msg, &err);
 }
 
+/* A kill the engine could not take while stopping (paused, gone): no die event will come, so
+ * the replica is gone as far as we can tell; the final clean-up removes its container. */
+static void done_kill(struct job *j)
+{
+    struct dk_state *s = j->s;
+    struct wd_deploy *d = s->d;
+    if (d->stopping && wd_docker_unreachable(j->rc))
+        for (size_t i = 0; i < d->ngroups; i++)
+            for (int k = 0; k < d->groups[i]->nreplicas; k++) {
+                struct wd_replica *r = d->groups[i]->replicas[k];
+                struct dk_replica *x = r ? r->rt : NULL;
+                if (x && !x->gone && strcmp(x->name, j->name) == 0)
+                    wd_replica_exited(r, "could not be stopped: the engine does not answer", -1);
+            }
+    job_free(j);
+}
+
 static void run_remove(struct wd_docker *dk, struct job *j)
 {
     autoerr struct wd_error *err = NULL;
     j->rc = wd_docker_container_remove(dk, j->id, true, &err);
     if (j->rc < 0 && j->rc != -ENOENT)
-        wd_warn("remove container %s: %s", j->name, err->msg);
+        wd_warn("%s", err->msg);
 }
 
 static void submit_simple(struct dk_state *s, void (*run)(struct wd_docker *, struct job *),
@@ -687,12 +1015,27 @@ static void submit_simple(struct dk_state *s, void (*run)(struct wd_docker *, st
 
 static void d_stop(struct wd_deploy *d, struct wd_replica *r, bool force)
 {
+    struct dk_state *s = d->rt_state;
     struct dk_replica *x = r->rt;
     if (x == NULL || x->gone)
         return;
+    for (struct job **pp = &s->held; *pp; pp = &(*pp)->next)
+        if ((*pp)->r == r && (*pp)->gen == r->gen) { /* never sent to the engine */
+            struct job *j = *pp;
+            *pp = j->next;
+            j->rc = -ECANCELED;
+            j->msg = xstrdup("stopped before it started (the engine was unreachable)");
+            wd_loop_post(d->loop, (wd_post_fn)j->done, j);
+            return;
+        }
     /* not created yet: the launch's completion notices the replica is gone */
-    submit_simple(d->rt_state, run_kill, x->container_id ? x->container_id : x->name, x->name,
-                  force ? "SIGKILL" : "SIGTERM");
+    struct job *j = xzalloc(sizeof *j);
+    j->run = run_kill;
+    j->done = done_kill;
+    j->id = xstrdup(x->container_id ? x->container_id : x->name);
+    j->name = xstrdup(x->name);
+    j->msg = xstrdup(force ? "SIGKILL" : "SIGTERM");
+    submit(s, j);
 }
 
 static void d_release(struct wd_deploy *d, struct wd_replica *r)
@@ -709,6 +1052,8 @@ static void d_release(struct wd_deploy *d, struct wd_replica *r)
         close(x->wfd);
     if (x->dfd >= 0)
         close(x->dfd);
+    for (int k = 0; k < NPARK_P; k++)
+        plink_close(&x->p[k]);
     submit_simple(d->rt_state, run_remove, x->container_id ? x->container_id : x->name, x->name,
                   NULL);
     free(x->name);
@@ -770,7 +1115,11 @@ static void on_die(void *arg)
                 continue;
             }
             char how[96];
-            if (n->oom)
+            if (n->oom) { /* an "oom" event: comes before the container's "die" */
+                x->oom = true;
+                continue;
+            }
+            if (x->oom)
                 snprintf(how, sizeof how, "was killed: out of memory");
             else if (n->code > 128)
                 snprintf(how, sizeof how, "exited with status %lld (signal %lld)",
@@ -785,16 +1134,158 @@ static void on_die(void *arg)
     free(n);
 }
 
+/* ---------- the engine's event stream lost and back ---------- */
+
+struct stream_note {
+    struct dk_state *s;
+    bool back;
+    char *detail;
+};
+
+struct recon_job {
+    struct job j;
+    struct wd_container_summary *cs;
+    size_t n;
+    int64_t *codes; /* per container: exit code when not running, else -1 */
+    bool *ooms;
+};
+
+static void run_reconcile(struct wd_docker *dk, struct job *j)
+{
+    struct recon_job *rj = (struct recon_job *)j;
+    autoerr struct wd_error *err = NULL;
+    const char *labels[1] = {j->name}; /* the deployment label */
+    j->rc = wd_docker_container_list(dk, labels, 1, &rj->cs, &rj->n, &err);
+    if (j->rc < 0) {
+        j->msg = xstrdup(err->msg);
+        return;
+    }
+    rj->codes = xcalloc(rj->n ? rj->n : 1, sizeof *rj->codes);
+    rj->ooms = xcalloc(rj->n ? rj->n : 1, sizeof *rj->ooms);
+    for (size_t i = 0; i < rj->n; i++) {
+        rj->codes[i] = -1;
+        if (strcmp(rj->cs[i].state, "running") == 0)
+            continue;
+        struct wd_container_info ci = {0};
+        if (wd_docker_container_inspect(dk, rj->cs[i].id, NULL, &ci, NULL) == 0) {
+            rj->codes[i] = ci.exit_code;
+            rj->ooms[i] = ci.oom_killed;
+        }
+        wd_container_info_free(&ci);
+    }
+}
+
+static void reconcile_retry(struct wd_timer *t, void *arg);
+
+static void done_reconcile(struct job *j)
+{
+    struct recon_job *rj = (struct recon_job *)j;
+    struct dk_state *s = j->s;
+    struct wd_deploy *d = s->d;
+    if (j->rc < 0 && !d->stopping) { /* gone again: the stream says so too; try once more */
+        wd_warn("list containers after the engine came back: %s; trying again in 1 s", j->msg);
+        wd_timer_add(d->loop, 1000, reconcile_retry, s);
+    } else if (j->rc == 0) {
+        int lost = 0, seen = 0;
+        for (size_t i = 0; i < d->ngroups; i++)
+            for (int k = 0; k < d->groups[i]->nreplicas; k++) {
+                struct wd_replica *r = d->groups[i]->replicas[k];
+                struct dk_replica *x = r ? r->rt : NULL;
+                if (x == NULL || x->gone || x->container_id == NULL)
+                    continue; /* not created yet: its launch reports */
+                seen++;
+                size_t c = 0;
+                while (c < rj->n && strcmp(rj->cs[c].id, x->container_id) != 0)
+                    c++;
+                char how[128];
+                if (c == rj->n)
+                    snprintf(how, sizeof how, "was gone when the engine came back");
+                else if (strcmp(rj->cs[c].state, "running") != 0)
+                    snprintf(how, sizeof how, "%s while the engine was unreachable (status %lld)",
+                             rj->ooms[c] ? "was killed: out of memory" : "exited",
+                             (long long)rj->codes[c]);
+                else
+                    continue;
+                lost++;
+                wd_replica_exited(r, how, c == rj->n ? -1 : (int)rj->codes[c]);
+            }
+        double secs = (double)(wd_now_ms() - s->lost_ms) / 1000.0;
+        if (lost)
+            wd_deploy_event(d, "warn", "engine events are back after %.1f s; %d of %d containers %s",
+                            secs, lost, seen,
+                            lost == 1 ? "was lost and is being replaced"
+                                      : "were lost and are being replaced");
+        else
+            wd_deploy_event(d, "info",
+                            "engine events are back after %.1f s; all %d running containers "
+                            "are still there",
+                            secs, seen);
+        s->engine_lost = false;
+        if (!d->stopping)
+            release_held(s, true);
+    }
+    wd_container_summaries_free(rj->cs, rj->n);
+    free(rj->codes);
+    free(rj->ooms);
+    job_free(j);
+}
+
+static void reconcile(struct dk_state *s)
+{
+    struct recon_job *rj = xzalloc(sizeof *rj);
+    rj->j.run = run_reconcile;
+    rj->j.done = done_reconcile;
+    rj->j.name = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, s->d->deployment_id);
+    submit(s, &rj->j);
+}
+
+static void reconcile_retry(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct dk_state *s = arg;
+    if (s->engine_lost && !s->d->stopping)
+        reconcile(s);
+}
+
+static void on_stream(void *arg)
+{
+    struct stream_note *n = arg;
+    struct dk_state *s = n->s;
+    if (!n->back) {
+        if (!s->engine_lost) {
+            s->engine_lost = true;
+            s->lost_ms = wd_now_ms();
+            wd_deploy_event(s->d, "warn",
+                            "lost the engine's event stream (%s); reconnecting, and restarts "
+                            "wait until it is back",
+                            n->detail);
+        }
+    } else if (s->engine_lost) {
+        reconcile(s); /* events of the gap are lost: ask for the state instead */
+    }
+    free(n->detail);
+    free(n);
+}
+
 static void on_event(void *arg, const struct wd_docker_event *ev)
 {
     struct dk_state *s = arg;
-    if (!(ev->action & WD_EV_DIE) || ev->id == NULL || ev->name == NULL)
+    if (ev->action & (WD_EV_LOST | WD_EV_BACK)) {
+        struct stream_note *n = xzalloc(sizeof *n);
+        n->s = s;
+        n->back = (ev->action & WD_EV_BACK) != 0;
+        n->detail = xstrdup(ev->detail ? ev->detail : "");
+        wd_loop_post(s->d->loop, on_stream, n);
+        return;
+    }
+    if (!(ev->action & (WD_EV_DIE | WD_EV_OOM)) || ev->id == NULL || ev->name == NULL)
         return;
     struct die_note *n = xzalloc(sizeof *n);
     n->s = s;
     n->id = xstrdup(ev->id);
     n->name = xstrdup(ev->name);
     n->code = ev->exit_code;
+    n->oom = (ev->action & WD_EV_OOM) != 0;
     wd_loop_post(s->d->loop, on_die, n);
 }
 
@@ -815,6 +1306,9 @@ static int d_init(struct wd_deploy *d, struct wd_error **err)
     pthread_cond_init(&s->cv, NULL);
     wd_random(s->token, sizeof s->token);
     wd_hex(s->token, sizeof s->token, s->token_hex);
+    if (d->cfg->nhost_ports)
+        s->hp = wd_hostports_new(d->loop, d->cfg->host_ports, d->cfg->nhost_ports, NULL,
+                                 hp_say, d);
     const char *labels[1];
     autofree char *l0 = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, d->deployment_id);
     labels[0] = l0;
@@ -845,10 +1339,12 @@ static void d_shutdown(struct wd_deploy *d)
     if (s == NULL)
         return;
     if (s->events)
-        wd_docker_events_stop(s->events, NULL);
+        wd_docker_events_stop(s->events);
     s->events = NULL;
+    release_held(s, false);
     /* Finish every queued engine call (removals of the last containers) and run its completion
      * (which may queue more), then stop the workers. */
+    int64_t give_up_calls = wd_now_ms() + SHUTDOWN_WAIT_MS;
     for (;;) {
         wd_loop_run_posts(d->loop);
         pthread_mutex_lock(&s->mu);
@@ -856,20 +1352,34 @@ static void d_shutdown(struct wd_deploy *d)
         pthread_mutex_unlock(&s->mu);
         if (n == 0)
             break;
+        if (wd_now_ms() > give_up_calls && !atomic_load(&s->cancel)) {
+            /* a paused or hung engine: what is left goes to the caller's clean-up */
+            wd_warn("the engine has not finished %zu call%s in %d s; not waiting for %s", n,
+                    n == 1 ? "" : "s", SHUTDOWN_WAIT_MS / 1000, n == 1 ? "it" : "them");
+            atomic_store(&s->cancel, 1);
+        }
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
-    /* followers end when their containers are gone (removed above) */
-    while (s->followers) {
-        struct follower *f = s->followers;
-        s->followers = f->next;
-        pthread_join(f->th, NULL);
-        wd_docker_free(f->dk);
-        wd_buf_free(&f->line[0]);
-        wd_buf_free(&f->line[1]);
-        free(f->id);
-        free(f);
+    /* followers end when their containers are gone (removed above) and join themselves
+     * through a post; one whose container could not be removed must not hang the exit */
+    int64_t give_up = wd_now_ms() + 10000;
+    while (s->followers && wd_now_ms() < give_up) {
+        wd_loop_run_posts(d->loop);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
     }
+    /* Under the lock no follower can pass from "streaming" to "posted its done": join those
+     * that posted (they are past the lock), abandon the rest (they free themselves). */
+    pthread_mutex_lock(&follow_mu);
+    wd_loop_run_posts(d->loop);
+    for (struct follower *f = s->followers; f; f = f->next) {
+        wd_warn("the output of container %.12s is still open; not waiting for it", f->id);
+        f->abandoned = true;
+        pthread_detach(f->th);
+    }
+    s->followers = NULL;
+    pthread_mutex_unlock(&follow_mu);
     wd_loop_run_posts(d->loop);
     pthread_mutex_lock(&s->mu);
     s->quit = true;
@@ -877,6 +1387,7 @@ static void d_shutdown(struct wd_deploy *d)
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
+    wd_hostports_free(s->hp);
     free(s->image);
     free(s->network);
     pthread_mutex_destroy(&s->mu);

@@ -16,8 +16,13 @@ struct wd_docker_opts {
     const char *image;       /* image reference (tag or sha256:id) */
     const char *network;     /* the deployment's network */
     const char *binary_name; /* the app binary is /app/<binary_name> in the image */
-    int64_t memory_bytes;    /* per container, 0 = unlimited */
-    int64_t nano_cpus;       /* per container, 0 = unlimited */
+    /* [docker] secrets are bind-mounted from here: SECRETS_DIR/NAME, a copy readable by the
+     * container user only (cmd/up.c stages them). NULL when there are none. */
+    const char *secrets_dir;
 };
+
+/* The engine name of [docker] volumes entry NAME of app APP: "APP_NAME" (as docker compose
+ * names a project's volumes, so the compose file shares them). Caller frees. */
+char *wd_docker_volume_name(const char *app, const char *name);
 
 #endif

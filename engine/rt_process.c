@@ -38,6 +38,37 @@ struct proc {
     char *how;
 };
 
+/* [docker] keys that only mean something for containers: say once that they do nothing here
+ * (env, env_file and host_ports do apply: the weavelets run on the host). */
+static void warn_container_keys(struct wd_deploy *d)
+{
+    const struct wd_config *c = d->cfg;
+    bool limits = c->res.memory_bytes || c->res.nano_cpus ||
+                  (c->res.pids && c->res.pids != WD_CONFIG_DEFAULT_PIDS);
+    for (size_t i = 0; i < c->ngroups && !limits; i++)
+        limits = c->groups[i].res.memory_bytes != c->res.memory_bytes ||
+                 c->groups[i].res.nano_cpus != c->res.nano_cpus ||
+                 c->groups[i].res.pids != c->res.pids;
+    struct wd_buf b = {0};
+    if (c->nvolumes)
+        wd_buf_printf(&b, "%svolumes", b.len ? ", " : "");
+    if (c->nsecrets)
+        wd_buf_printf(&b, "%ssecrets", b.len ? ", " : "");
+    if (c->networks.n)
+        wd_buf_printf(&b, "%snetworks", b.len ? ", " : "");
+    if (c->extra_hosts.n)
+        wd_buf_printf(&b, "%sextra_hosts", b.len ? ", " : "");
+    if (limits)
+        wd_buf_printf(&b, "%smemory/cpus/pids", b.len ? ", " : "");
+    if (b.len) {
+        autofree char *keys = wd_buf_steal_str(&b);
+        wd_deploy_event(d, "warn",
+                        "--runtime=process ignores [docker] %s: they apply to containers only "
+                        "(env, env_file and host_ports do apply)",
+                        keys);
+    }
+}
+
 static int p_init(struct wd_deploy *d, struct wd_error **err)
 {
     struct proc_state *s = xzalloc(sizeof *s);
@@ -51,6 +82,7 @@ static int p_init(struct wd_deploy *d, struct wd_error **err)
     }
     s->dir = tmpl;
     d->rt_state = s;
+    warn_container_keys(d);
     return 0;
 }
 
@@ -167,28 +199,31 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     autofree char *redirect = xasprintf("unix://%s", p->dep_path);
     autofree char *args = wd_replica_weavelet_args(r, p->ctl_path, redirect, "localhost:0");
 
-    /* envp: ours, then WEAVELET_ARGS, then [serviceweaver] env (later entries win, as in Go) */
+    /* envp: ours, then WEAVELET_ARGS, then [serviceweaver] env, then the group's [docker] env
+     * and env_file (later entries win, as in Go): the same variables as in a container */
+    const struct wd_strv *genv = wd_config_group_env(d->cfg, r->g->name);
+    const struct wd_strv *lists[2] = {&d->cfg->env, genv};
     size_t ne = 0;
     while (environ[ne])
         ne++;
-    char **envp = xcalloc(ne + d->cfg->env.n + 2, sizeof *envp);
+    char **envp = xcalloc(ne + d->cfg->env.n + genv->n + 2, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < ne; i++) {
         char *e = environ[i];
         bool overridden = strncmp(e, "WEAVELET_ARGS=", 14) == 0;
-        for (size_t j = 0; j < d->cfg->env.n && !overridden; j++) {
-            const char *eq = strchr(d->cfg->env.v[j], '=');
-            size_t kl = eq ? (size_t)(eq - d->cfg->env.v[j]) : 0;
-            if (kl && strncmp(e, d->cfg->env.v[j], kl) == 0 && e[kl] == '=')
-                overridden = true;
-        }
+        for (size_t l = 0; l < 2 && !overridden; l++)
+            overridden = wd_env_has_key(lists[l], e);
         if (!overridden)
             envp[k++] = e;
     }
     char *wa = xasprintf("WEAVELET_ARGS=%s", args);
     envp[k++] = wa;
+    /* Go keeps the first of two entries with one name: leave out what [docker] env replaces */
     for (size_t j = 0; j < d->cfg->env.n; j++)
-        envp[k++] = d->cfg->env.v[j];
+        if (!wd_env_has_key(genv, d->cfg->env.v[j]))
+            envp[k++] = d->cfg->env.v[j];
+    for (size_t j = 0; j < genv->n; j++)
+        envp[k++] = genv->v[j];
     char **argv = xcalloc(d->cfg->args.n + 2, sizeof *argv);
     argv[0] = d->cfg->binary;
     for (size_t j = 0; j < d->cfg->args.n; j++)
@@ -366,6 +401,13 @@ static void p_shutdown(struct wd_deploy *d)
     d->rt_state = NULL;
 }
 
+static long p_pid(struct wd_deploy *d, struct wd_replica *r)
+{
+    (void)d;
+    const struct proc *p = r->rt;
+    return p && !p->exited ? (long)p->pid : 0;
+}
+
 const struct wd_runtime_ops wd_runtime_process = {
     .name = "process",
     .init = p_init,
@@ -376,4 +418,5 @@ const struct wd_runtime_ops wd_runtime_process = {
     .release = p_release,
     .shutdown = p_shutdown,
     .on_signal = p_on_signal,
+    .pid = p_pid,
 };

@@ -14,6 +14,7 @@
  *               it are static (immutable)
  */
 #include "engine/toml.h"
+#include "engine/link.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -524,13 +525,7 @@ static int skip_ws_nl(struct parser *p)
 
 static int hexval(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return c < 0 || c > 127 ? -1 : wd_hex_digit((char)c);
 }
 
 /* At a backslash inside a basic string. */

@@ -1,4 +1,6 @@
 #include "engine/util.h"
+#include "engine/error.h"
+#include "engine/link.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(void)
 {
@@ -154,7 +157,8 @@ int64_t wd_now_ms(void) { return wd_now_ns() / 1000000; }
 
 int wd_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-    autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO or a terminal named by mistake fails instead of hanging us */
+    autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     struct wd_buf b = {.max = max};
@@ -192,29 +196,9 @@ void wd_hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 ssize_t wd_unhex(const char *s, uint8_t *out, size_t outmax)
 {
-    size_t n = strlen(s);
-    if (n % 2 || n / 2 > outmax)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return (ssize_t)(n / 2);
+    return wd_hex_decode(s, strlen(s), out, outmax);
 }
 
 int wd_random(void *buf, size_t n)
@@ -245,11 +229,64 @@ char *wd_random_hex(size_t nbytes)
     return out;
 }
 
-bool wd_ct_equal(const void *a, const void *b, size_t n)
+static bool name_taken(char *const *names, size_t n, const char *s)
 {
-    const volatile uint8_t *x = a, *y = b;
-    uint8_t d = 0;
     for (size_t i = 0; i < n; i++)
-        d |= (uint8_t)(x[i] ^ y[i]);
-    return d == 0;
+        if (strcmp(names[i], s) == 0)
+            return true;
+    return false;
+}
+
+size_t wd_unique_names(char **names, size_t n)
+{
+    size_t renamed = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (!name_taken(names, i, names[i]))
+            continue;
+        for (unsigned k = 2;; k++) {
+            char *c = xasprintf("%s-%u", names[i], k);
+            if (!name_taken(names, n, c)) {
+                free(names[i]);
+                names[i] = c;
+                renamed++;
+                break;
+            }
+            free(c);
+        }
+    }
+    return renamed;
+}
+
+int wd_write_file_atomic(const char *path, const void *data, size_t len, struct wd_error **err)
+{
+    autofree char *tmp = xasprintf("%s.tmp-%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); /* it holds a secret */
+    if (fd < 0)
+        return wd_err_sys(err, errno, "create %s", tmp);
+    const uint8_t *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return wd_err_sys(err, e, "write %s", tmp);
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return wd_err_sys(err, e, "write %s", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return wd_err_sys(err, e, "rename %s to %s", tmp, path);
+    }
+    return 0;
 }

@@ -75,6 +75,9 @@ int64_t wd_now_ns(void);
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. Returns 0 or -errno
  * (-EMSGSIZE if larger than max). Caller frees *out. Sets errno-style code only; no message. */
 int wd_read_file(const char *path, size_t max, char **out, size_t *len);
+/* Write @path as a whole or not at all (a temporary file, fsync, rename), mode 0600. */
+struct wd_error;
+int wd_write_file_atomic(const char *path, const void *data, size_t len, struct wd_error **err);
 
 /* Hex-encode n bytes into out (2n+1 chars). */
 void wd_hex(const uint8_t *p, size_t n, char *out);
@@ -85,7 +88,11 @@ ssize_t wd_unhex(const char *s, uint8_t *out, size_t outmax);
 int wd_random(void *buf, size_t n);
 /* A random id of 2*nbytes lowercase hex chars (nbytes <= 32). Caller frees. */
 char *wd_random_hex(size_t nbytes);
-/* Constant-time comparison of two byte strings of length n. */
-bool wd_ct_equal(const void *a, const void *b, size_t n);
+
+/* Make the n (heap) strings unique: a name equal to an earlier one becomes "NAME-K" with the
+ * smallest K >= 2 that no name has (the old string is freed). Two groups whose components share
+ * their last two path elements ("a/x/Foo", "b/x/Foo") would otherwise get one container or
+ * service name. Returns how many were renamed. */
+size_t wd_unique_names(char **names, size_t n);
 
 #endif

@@ -4,8 +4,14 @@ set -eu
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev libprotobuf-c-dev
 protobuf-c-compiler libarchive-dev libssl-dev libcmocka-dev libyaml-dev musl-tools clang
 libclang-rt-14-dev python3 curl ca-certificates"
-# `make test` also exercises the Podman engine (compat API) next to Docker
-case " $* " in *" --test "*) pkgs="$pkgs podman runc" ;; esac
+# `make test` also exercises the Podman engine (compat API) next to Docker: runc (crun fails on
+# hybrid cgroups) and the dnsname CNI plugin, without which containers cannot reach each other by
+# name (a Recommends of podman, so --no-install-recommends leaves it out); and a throwaway
+# PostgreSQL cluster for the host_ports tests.
+case " $* " in *" --test "*) pkgs="$pkgs podman runc golang-github-containernetworking-plugin-dnsname
+postgresql iproute2" ;; esac
+# `make bench`: wrk drives the listener throughput figures (bench/listener.sh).
+case " $* " in *" --bench "*) pkgs="$pkgs wrk" ;; esac
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-passed=0 failed=0 failures=()
+passed=0 failed=0 skipped=0 failures=() skips=()
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_units() { # $1 build dir, $2 label
@@ -54,6 +54,8 @@ run_integration() {
         p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $(basename "$t") exited $rc"; fi
         passed=$((passed + p)) failed=$((failed + f))
+        while read -r l; do skips+=("$(basename "$t"): ${l#skip - }"); skipped=$((skipped + 1)); done \
+            < <(grep '^skip - ' "$out")
         grep '^not ok ' "$out" | sed "s|^|$(basename "$t"): |" | while read -r l; do echo "$l"; done > "$out.f"
         while read -r l; do failures+=("$l"); done < "$out.f"
         rm -f "$out" "$out.f"
@@ -64,20 +66,28 @@ run_integration() {
 [ "$only" = integration ] || [ -z "$asan" ] || run_units "$asan" asan
 [ "$only" = unit ] || run_integration
 # The deployer itself under ASan+UBSan against real weavelets (leaks fail it at exit).
+# test_terminal.sh too (a paused terminal must not freeze, nor leak in, the deployer), and
+# test_cli.sh (ps, logs and down of every kind of deployment).
 if [ "$only" != unit ] && [ -n "$asan" ] && [ -x "$asan/weaver-docker" ]; then
-    echo "== integration test_process.sh (deployer built with ASan+UBSan)"
-    out=$(mktemp)
-    ASAN_OPTIONS=detect_leaks=1 WD_BIN="$PWD/$asan/weaver-docker" timeout 1200 bash tests/integration/test_process.sh 2>&1 | tee "$out"
-    p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
-    [ "$p" -gt 0 ] || f=$((f + 1))
-    passed=$((passed + p)) failed=$((failed + f))
-    [ "$f" -gt 0 ] && failures+=("asan test_process.sh: $f failed")
-    rm -f "$out"
+    for t in test_process.sh test_terminal.sh test_cli.sh; do
+        echo "== integration $t (deployer built with ASan+UBSan)"
+        out=$(mktemp)
+        ASAN_OPTIONS=detect_leaks=1 WD_BIN="$PWD/$asan/weaver-docker" timeout 1200 bash tests/integration/$t 2>&1 | tee "$out"
+        p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
+        [ "$p" -gt 0 ] || f=$((f + 1))
+        passed=$((passed + p)) failed=$((failed + f))
+        [ "$f" -gt 0 ] && failures+=("asan $t: $f failed")
+        rm -f "$out"
+    done
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then
     echo "Failures:"
     printf '  %s\n' "${failures[@]}"
 fi
-echo "$passed passed, $failed failed"
+if [ ${#skips[@]} -gt 0 ]; then
+    echo "Skipped:"
+    printf '  %s\n' "${skips[@]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -31,17 +31,18 @@
 
 #define SHIM_VERSION_STR "0.1.0"
 #define SHIM_BUF_SIZE 65536    /* per direction per connection */
-#define SHIM_MAX_CONNS 64      /* TCP connections, authenticated or not */
+#define SHIM_MAX_CONNS 128     /* TCP connections, authenticated or not */
 #define SHIM_MAX_PENDING 16    /* unauthenticated ones; the oldest is dropped beyond this */
 #define SHIM_MAX_WAITING 8     /* weavelet connections to deployer.sock waiting for a 'D' link */
-#define SHIM_HELLO_LEN 40
+#define SHIM_HELLO_LEN WD_LINK_HELLO_LEN
+#define SHIM_MAX_HP_WAITING 16 /* app connections to a host port waiting for a 'P' link */
 #define SHIM_HANDSHAKE_MS 5000 /* an unauthenticated connection must send its hello by then */
 #define SHIM_KILL_AFTER_MS 5000 /* orphan rule: SIGKILL this long after SIGTERM */
 #define SHIM_EXIT_GRACE_MS 1000 /* after the weavelet exits: flush relays for at most this */
 #define SHIM_PROBE_MS 200       /* poll for control.sock while the weavelet starts */
 #define SHIM_EXIT_SETUP 125     /* the shim itself failed (bad config, bind, fork) */
-#define SHIM_HEALTH_SERVING 1   /* 'H' hello, byte 5 */
-#define SHIM_HEALTH_NOT_SERVING 2
+#define SHIM_HEALTH_SERVING WD_LINK_SERVING /* 'H' hello, byte 5 */
+#define SHIM_HEALTH_NOT_SERVING WD_LINK_NOT_SERVING
 /* Manager mode (docs/design/compose.md) */
 #define SHIM_MGR_ID_MAX 64          /* weavelet id in the manager's answer */
 #define SHIM_MGR_ARGS_MAX 65536     /* WEAVELET_ARGS in the manager's answer */
@@ -51,7 +52,7 @@
 
 extern char **environ;
 
-enum ev_kind { EV_SIGNAL = 1, EV_TCP_LISTEN, EV_UNIX_LISTEN, EV_SIDE, EV_MGR };
+enum ev_kind { EV_SIGNAL = 1, EV_TCP_LISTEN, EV_UNIX_LISTEN, EV_SIDE, EV_MGR, EV_HOSTPORT };
 /* C_DIAL, C_ACK: manager mode, a link we dial (connecting; hello sent, waiting for 0x01) */
 enum conn_state { C_FREE, C_HELLO, C_LINK, C_DIAL, C_ACK };
 
@@ -82,6 +83,7 @@ struct shim_conn {
     char chan; /* 'W' or 'D' once authenticated */
     bool dead; /* closed during this epoll batch; freed after it */
     uint64_t seq;
+    uint16_t port;    /* manager mode 'P': the host port the app connected to */
     int64_t deadline; /* C_HELLO: handshake timeout; 'W': next connect attempt */
     int retry_ms;
     size_t hello_len;
@@ -90,7 +92,16 @@ struct shim_conn {
     struct shim_conn *next; /* free list or dead list */
 };
 
+/* A listener on the container's loopback for one of WEAVER_SHIM_HOST_PORTS (IPv4 and IPv6). */
+struct hp_listener {
+    uint8_t kind; /* EV_HOSTPORT */
+    uint16_t port;
+    int fd;
+};
+
 static struct shim_cfg cfg;
+static struct hp_listener hpl[2 * WD_LINK_MAX_HOST_PORTS];
+static size_t nhpl;
 static struct shim_conn conns[SHIM_MAX_CONNS];
 static uint8_t pool[2 * SHIM_MAX_CONNS][SHIM_BUF_SIZE] __attribute__((aligned(4096)));
 static uint8_t tag_signal = EV_SIGNAL, tag_tcp = EV_TCP_LISTEN, tag_unix = EV_UNIX_LISTEN,
@@ -108,6 +119,11 @@ static struct {
     struct shim_conn *free_list, *dead_list;
     int waiting[SHIM_MAX_WAITING];
     int nwaiting;
+    struct { /* app connections to a host port, accepted while no 'P' link was parked */
+        int fd;
+        uint16_t port;
+    } hp_waiting[SHIM_MAX_HP_WAITING];
+    int nhp_waiting;
     struct sockaddr_un ctl_addr, dsock_addr;
     char health_path[SHIM_DIR_MAX + 16], health_tmp[SHIM_DIR_MAX + 16];
     const char *health;
@@ -158,14 +174,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
-{
-    volatile uint8_t d = 0;
-    for (size_t i = 0; i < n; i++)
-        d = (uint8_t)(d | (a[i] ^ b[i]));
-    return d == 0;
 }
 
 static bool again(int e) { return e == EAGAIN || e == EINTR; }
@@ -341,7 +349,9 @@ static void conn_update(struct shim_conn *c)
     for (int i = 0; i < 2; i++) {
         struct shim_side *s = &c->side[i];
         uint32_t want = 0;
-        if (c->state == C_HELLO || c->state == C_ACK)
+        if ((c->state == C_DIAL || c->state == C_ACK) && i == 1)
+            want = 0; /* a 'P' dial: the app's side waits for the link */
+        else if (c->state == C_HELLO || c->state == C_ACK)
             want = EPOLLIN;
         else if (c->state == C_DIAL)
             want = EPOLLOUT;
@@ -476,27 +486,38 @@ static void w_connect_done(struct shim_conn *c)
         conn_kick(c);
 }
 
-static struct shim_conn *oldest_parked(void)
+static struct shim_conn *oldest_parked(char chan)
 {
     struct shim_conn *best = NULL;
     for (size_t i = 0; i < SHIM_MAX_CONNS; i++) {
         struct shim_conn *c = &conns[i];
-        if (c->state == C_LINK && !c->dead && c->chan == 'D' && c->side[1].fd < 0 &&
+        if (c->state == C_LINK && !c->dead && c->chan == chan && c->side[1].fd < 0 &&
             !c->side[0].eof && (!best || c->seq < best->seq))
             best = c;
     }
     return best;
 }
 
+/* A 'P' link and an app connection to host port `port` meet: the port goes to the deployer
+ * (after the ack, if that is still queued), then bytes flow both ways. */
+static void hp_pair(struct shim_conn *c, int fd, uint16_t port)
+{
+    side_attach(&c->side[1], fd);
+    struct shim_buf *b = &c->buf[1];
+    wd_put_be16(b->data + b->end, port);
+    b->end += 2;
+    b->used = true;
+    shim_log(SHIM_LOG_DEBUG, "link P#%llu relays host port %u", (unsigned long long)c->seq,
+             (unsigned)port);
+    conn_kick(c);
+}
+
 static void hello_done(struct shim_conn *c)
 {
     const uint8_t *h = c->hello;
     char chan = (char)h[4];
-    bool token_ok = ct_equal(h + 8, cfg.token, SHIM_TOKEN_LEN);
-    bool form_ok = memcmp(h, "WDL1", 4) == 0 && h[6] == 0 && h[7] == 0 &&
-                   (chan == 'W' || chan == 'D' || chan == 'H') &&
-                   (chan == 'H' ? h[5] == SHIM_HEALTH_SERVING || h[5] == SHIM_HEALTH_NOT_SERVING
-                                : h[5] == 0);
+    bool token_ok = wd_ct_equal(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    bool form_ok = wd_link_hello_form(h, cfg.nhost_ports ? "WDHP" : "WDH");
     if (!form_ok || !token_ok) {
         shim_log(SHIM_LOG_WARN, "rejected connection from %s: %s", c->peer,
                  form_ok ? "wrong token" : "malformed hello");
@@ -524,6 +545,17 @@ static void hello_done(struct shim_conn *c)
     links_changed();
     if (chan == 'W') {
         w_connect(c);
+        return;
+    }
+    if (chan == 'P') {
+        if (S.nhp_waiting > 0) {
+            int fd = S.hp_waiting[0].fd;
+            uint16_t port = S.hp_waiting[0].port;
+            memmove(S.hp_waiting, S.hp_waiting + 1, (size_t)--S.nhp_waiting * sizeof S.hp_waiting[0]);
+            hp_pair(c, fd, port);
+        } else {
+            conn_kick(c);
+        }
         return;
     }
     if (S.nwaiting > 0) {
@@ -575,6 +607,8 @@ static void mgr_stop_weavelet(const char *why)
  * 'W' only until it was established once: a lost control link ends the weavelet. */
 static void mgr_link_closed(char chan, bool established)
 {
+    if (chan == 'P')
+        return; /* one app connection: nothing to dial again */
     if (chan == 'D')
         mgr_schedule(1, established);
     else if (!established)
@@ -583,9 +617,10 @@ static void mgr_link_closed(char chan, bool established)
         mgr_stop_weavelet("the manager's control link closed");
 }
 
-static void mgr_dial(int k)
+/* k: 0 'W', 1 'D', 2 'P' (app_fd is the app's connection to host port `port`) */
+static void mgr_dial_chan(int k, int app_fd, uint16_t port)
 {
-    char chan = k == 0 ? 'W' : 'D';
+    char chan = k == 0 ? 'W' : k == 1 ? 'D' : 'P';
     struct shim_conn *c = conn_alloc();
     int fd = c ? socket(S.mgr_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
     if (fd < 0) {
@@ -594,7 +629,10 @@ static void mgr_dial(int k)
             c->next = S.free_list;
             S.free_list = c;
         }
-        mgr_schedule(k, false);
+        if (k < 2)
+            mgr_schedule(k, false);
+        else
+            close(app_fd);
         return;
     }
     int one = 1;
@@ -604,6 +642,10 @@ static void mgr_dial(int k)
     c->deadline = now_ms() + SHIM_MGR_TIMEOUT_MS;
     snprintf(c->peer, sizeof c->peer, "the manager");
     side_attach(&c->side[0], fd);
+    if (k == 2) {
+        side_attach(&c->side[1], app_fd);
+        c->port = port;
+    }
     if (connect(fd, (const struct sockaddr *)&S.mgr_addr, S.mgr_addrlen) < 0 &&
         errno != EINPROGRESS) {
         conn_close(c, strerror(errno));
@@ -626,10 +668,7 @@ static void dial_connected(struct shim_conn *c)
     }
     uint8_t h[SHIM_DIAL_HELLO_MAX];
     size_t idl = strlen(S.wid);
-    memcpy(h, "WDL1", 4);
-    h[4] = (uint8_t)c->chan;
-    h[5] = h[6] = h[7] = 0;
-    memcpy(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    wd_link_hello(h, c->chan, 0, cfg.token);
     h[40] = (uint8_t)(idl >> 8);
     h[41] = (uint8_t)idl;
     memcpy(h + 42, S.wid, idl);
@@ -642,6 +681,11 @@ static void dial_connected(struct shim_conn *c)
     conn_update(c);
 }
 
+static void mgr_dial(int k)
+{
+    mgr_dial_chan(k, -1, 0);
+}
+
 static void dial_ack(struct shim_conn *c)
 {
     uint8_t b = 0;
@@ -652,8 +696,8 @@ static void dial_ack(struct shim_conn *c)
         conn_close(c, n < 0 ? strerror(errno) : "the manager refused the link");
         return;
     }
-    int k = c->chan == 'W' ? 0 : 1;
-    S.dial_ms[k] = 0;
+    if (c->chan != 'P')
+        S.dial_ms[c->chan == 'W' ? 0 : 1] = 0;
     S.auth_open++;
     S.ever_authed = true;
     c->state = C_LINK;
@@ -663,6 +707,14 @@ static void dial_ack(struct shim_conn *c)
     links_changed();
     if (c->chan == 'W') {
         w_connect(c);
+        return;
+    }
+    if (c->chan == 'P') { /* the app's side is attached already: send the port, then relay */
+        struct shim_buf *out = &c->buf[1];
+        wd_put_be16(out->data + out->end, c->port);
+        out->end += 2;
+        out->used = true;
+        conn_kick(c);
         return;
     }
     if (S.nwaiting > 0) {
@@ -778,7 +830,7 @@ static void on_unix_accept(void)
                 shim_log(SHIM_LOG_WARN, "accept deployer.sock: %s", strerror(errno));
             return;
         }
-        struct shim_conn *d = oldest_parked();
+        struct shim_conn *d = oldest_parked('D');
         if (d) {
             side_attach(&d->side[1], fd);
             shim_log(SHIM_LOG_DEBUG, "link D#%llu paired with the weavelet",
@@ -793,6 +845,42 @@ static void on_unix_accept(void)
         }
         S.waiting[S.nwaiting++] = fd;
         shim_log(SHIM_LOG_DEBUG, "weavelet connection waits for a D link");
+    }
+}
+
+/* The app connected to localhost:PORT: pair with the oldest parked 'P' link, or wait for one. */
+static void on_hostport_accept(struct hp_listener *l)
+{
+    for (int k = 0; k < 8; k++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ECONNABORTED || errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                shim_log(SHIM_LOG_WARN, "accept on host port %u: %s", (unsigned)l->port,
+                         strerror(errno));
+            return;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (cfg.manager) { /* we dial the manager for each connection */
+            mgr_dial_chan(2, fd, l->port);
+            continue;
+        }
+        struct shim_conn *p = oldest_parked('P');
+        if (p) {
+            hp_pair(p, fd, l->port);
+            continue;
+        }
+        if (S.nhp_waiting == SHIM_MAX_HP_WAITING) {
+            shim_log(SHIM_LOG_WARN, "host port %u: too many connections wait for the deployer; "
+                     "dropping the oldest", (unsigned)l->port);
+            close(S.hp_waiting[0].fd);
+            memmove(S.hp_waiting, S.hp_waiting + 1, (size_t)--S.nhp_waiting * sizeof S.hp_waiting[0]);
+        }
+        S.hp_waiting[S.nhp_waiting].fd = fd;
+        S.hp_waiting[S.nhp_waiting++].port = l->port;
+        shim_log(SHIM_LOG_DEBUG, "host port %u: connection waits for a P link", (unsigned)l->port);
     }
 }
 
@@ -947,11 +1035,43 @@ static void setup_listeners(void)
         shim_log(SHIM_LOG_DEBUG, "WEAVER_SHIM_TOKEN not set: no TCP link");
         return;
     }
+    int one = 1;
+    /* host ports: 127.0.0.1 always; ::1 where the container has IPv6 (Docker turns it off on
+     * networks without IPv6) */
+    for (size_t i = 0; i < cfg.nhost_ports; i++) {
+        uint16_t port = cfg.host_ports[i];
+        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+        a6.sin6_addr = in6addr_loopback;
+        for (int v6 = 0; v6 < 2; v6++) {
+            int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0 && v6)
+                continue;
+            if (v6)
+                (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+            (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (fd < 0 ||
+                (v6 ? bind(fd, (const struct sockaddr *)&a6, sizeof a6)
+                    : bind(fd, (const struct sockaddr *)&a4, sizeof a4)) < 0 ||
+                listen(fd, 64) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                    close(fd);
+                if (v6 && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT))
+                    continue;
+                shim_die("listen on %s:%u (host_ports): %s", v6 ? "[::1]" : "127.0.0.1",
+                         (unsigned)port, strerror(e));
+            }
+            hpl[nhpl] = (struct hp_listener){.kind = EV_HOSTPORT, .port = port, .fd = fd};
+            watch_fd(fd, &hpl[nhpl].kind);
+            nhpl++;
+        }
+    }
     if (cfg.manager)
         return; /* we dial the manager; nothing listens on TCP */
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cfg.port)};
     a.sin_addr.s_addr = htonl(INADDR_ANY);
-    int one = 1;
     S.tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (S.tcp_fd < 0 || setsockopt(S.tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         bind(S.tcp_fd, (const struct sockaddr *)&a, sizeof a) < 0 || listen(S.tcp_fd, 16) < 0)
@@ -1074,10 +1194,7 @@ static int mgr_try(char *why, size_t whylen)
     }
     uint8_t h[SHIM_HELLO_LEN + 2 + SHIM_GROUP_MAX + 2 + INET6_ADDRSTRLEN];
     size_t gl = strlen(cfg.group), il = strlen(ip), n = 0;
-    memcpy(h, "WDL1", 4);
-    h[4] = 'A';
-    h[5] = h[6] = h[7] = 0;
-    memcpy(h + 8, cfg.token, SHIM_TOKEN_LEN);
+    wd_link_hello(h, WD_LINK_A, 0, cfg.token);
     n = SHIM_HELLO_LEN;
     h[n++] = (uint8_t)(gl >> 8);
     h[n++] = (uint8_t)gl;
@@ -1276,6 +1393,8 @@ static void loop(void)
                 on_side(evs[i].data.ptr, evs[i].events);
             else if (kind == EV_MGR && S.mgr_fd >= 0)
                 on_mgr();
+            else if (kind == EV_HOSTPORT)
+                on_hostport_accept(evs[i].data.ptr);
         }
         conn_free_dead();
     }
@@ -1289,7 +1408,8 @@ static void usage(FILE *f)
           "  WEAVER_SHIM_PORT (7071), WEAVER_SHIM_DIR (/tmp/weaver),\n"
           "  WEAVER_SHIM_ORPHAN_SECS (30; 0 = never), WEAVER_SHIM_LOG (debug|info|warn),\n"
           "  WEAVER_SHIM_MANAGER (HOST:PORT: register with a manager and dial it),\n"
-          "  WEAVER_SHIM_GROUP (the colocation group to register as)\n",
+          "  WEAVER_SHIM_GROUP (the colocation group to register as),\n"
+          "  WEAVER_SHIM_HOST_PORTS (5432,3306: localhost ports relayed to the host)\n",
           f);
 }
 

@@ -31,17 +31,6 @@ static int cfg_uint(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-static int cfg_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 __attribute__((format(printf, 2, 3))) static int cfg_fail(struct shim_cfg *cfg, const char *fmt,
                                                           ...)
 {
@@ -120,16 +109,10 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
     /* environment */
     const char *v;
     if ((v = cfg_env(envp, "WEAVER_SHIM_TOKEN")) != NULL) {
-        if (strlen(v) != 2 * SHIM_TOKEN_LEN)
+        if (strlen(v) != 2 * SHIM_TOKEN_LEN ||
+            wd_hex_decode(v, strlen(v), cfg->token, SHIM_TOKEN_LEN) != SHIM_TOKEN_LEN)
             return cfg_fail(cfg, "WEAVER_SHIM_TOKEN must be %d hex characters",
                             2 * SHIM_TOKEN_LEN);
-        for (size_t k = 0; k < SHIM_TOKEN_LEN; k++) {
-            int hi = cfg_hexval(v[2 * k]), lo = cfg_hexval(v[2 * k + 1]);
-            if (hi < 0 || lo < 0)
-                return cfg_fail(cfg, "WEAVER_SHIM_TOKEN must be %d hex characters",
-                                2 * SHIM_TOKEN_LEN);
-            cfg->token[k] = (uint8_t)(hi << 4 | lo);
-        }
         cfg->link = true;
     }
     unsigned long n;
@@ -178,6 +161,33 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
         if (!cfg->manager)
             return cfg_fail(cfg, "WEAVER_SHIM_GROUP needs WEAVER_SHIM_MANAGER");
         memcpy(cfg->group, v, len + 1);
+    }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_HOST_PORTS")) != NULL && v[0]) {
+        /* "5432,3306": ports the app reaches on the container's loopback */
+        const char *p = v;
+        for (;;) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            char num[8];
+            if (len == 0 || len >= sizeof num)
+                return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS '%.40s' is not a list of ports", v);
+            memcpy(num, p, len);
+            num[len] = '\0';
+            if (cfg_uint(num, 65535, &n) < 0 || n == 0)
+                return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS '%.40s' is not a list of ports", v);
+            if (cfg->nhost_ports == WD_LINK_MAX_HOST_PORTS)
+                return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS has more than %d ports",
+                                WD_LINK_MAX_HOST_PORTS);
+            for (size_t k = 0; k < cfg->nhost_ports; k++)
+                if (cfg->host_ports[k] == n)
+                    return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS repeats port %lu", n);
+            cfg->host_ports[cfg->nhost_ports++] = (uint16_t)n;
+            if (!e)
+                break;
+            p = e + 1;
+        }
+        if (!cfg->link)
+            return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS needs WEAVER_SHIM_TOKEN");
     }
     if (cfg->manager && (!cfg->link || !cfg->group[0]))
         return cfg_fail(cfg, "WEAVER_SHIM_MANAGER needs WEAVER_SHIM_TOKEN and WEAVER_SHIM_GROUP");

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHIM_TOKEN_LEN 32       /* raw bytes; 64 hex chars in WEAVER_SHIM_TOKEN */
+#include "engine/link.h"
+
+#define SHIM_TOKEN_LEN WD_LINK_TOKEN_LEN /* raw bytes; 64 hex chars in WEAVER_SHIM_TOKEN */
 #define SHIM_DEFAULT_PORT 7071
 #define SHIM_DEFAULT_DIR "/tmp/weaver"
 #define SHIM_DEFAULT_ORPHAN_SECS 30
@@ -37,6 +39,11 @@ struct shim_cfg {
     char mgr_host[SHIM_HOST_MAX + 1]; /* no brackets for IPv6 */
     char mgr_port[6];                 /* decimal, 1-65535 */
     char group[SHIM_GROUP_MAX + 1];   /* printable ASCII, no spaces */
+    /* WEAVER_SHIM_HOST_PORTS=5432,3306 (needs the token): the shim listens on 127.0.0.1 and
+     * ::1 at these ports and relays each connection over a parked 'P' link to the deployer,
+     * which dials the host's localhost:PORT */
+    uint16_t host_ports[WD_LINK_MAX_HOST_PORTS];
+    size_t nhost_ports;
     char err[160];                   /* set when shim_cfg_parse fails */
 };
 

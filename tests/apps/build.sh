@@ -10,7 +10,8 @@
 #   build/go/bin/weaver-v0.24.3   the v0.24.3 CLI/generator, built the same way
 #                                 (a v0.24.6 `weaver multi` cannot run a v0.24.3
 #                                 app: the request headers differ)
-#   build/go/apps/<name>          the apps: shop, shop-v0243, echo, wide, hello
+#   build/go/apps/<name>          the apps: shop, shop-v0243, echo, wide, hello,
+#                                 pgstore
 #                                 (static, CGO_ENABLED=0 go build -trimpath)
 #   build/go/apps/shop-dynamic    shop linked dynamically (CGO_ENABLED=1; skipped
 #                                 with a warning when there is no C compiler)
@@ -54,6 +55,7 @@ APPS=(
 	"echo         tests/apps/echo        v0.24.6 0"
 	"wide         tests/apps/wide        v0.24.6 0"
 	"hello        examples/hello         v0.24.6 0"
+	"pgstore      tests/apps/pgstore     v0.24.6 0"
 	"shop-dynamic tests/apps/shop        v0.24.6 1"
 )
 

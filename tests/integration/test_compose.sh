@@ -3,6 +3,9 @@
 # under docker-compose 1.29 and on a one-node Swarm with no weaver-docker process on the host:
 # correct answers, scaling, a crashed container restarted and routed to again, readable logs,
 # nothing left after down / stack rm. Bad inputs give one line, a non-zero exit and no file.
+# The [docker] world keys (issue 17) carried into the file, with the pgstore app: env, env_file,
+# a secret, a bind mount, a named volume (shared with `up`), an external network, extra_hosts,
+# memory/cpus/pids, checked through the app and docker inspect, under docker-compose and Swarm.
 source "$(dirname "$0")/lib.sh"
 require_engine
 APPS=$WD_ROOT/build/go/apps
@@ -17,7 +20,8 @@ F=$WD_TMP/shop.yml
 PROJ=wdc$$
 get() { curl -fsS --max-time 5 "http://127.0.0.1:$PORT$1"; }
 ms() { date +%s%3N; }
-dc() { "$DC" -f "$F" -p "$PROJ" "$@" 2> >(grep -v 'deploy sub-keys are not supported' >&2); }
+dc_noise='uses secret .* with uid, gid, or mode'
+dc() { "$DC" -f "$F" -p "$PROJ" "$@" 2> >(grep -Ev "$dc_noise" >&2); }
 lab="label=org.weaver-docker.test=$WD_TEST_RUN"
 nothing_left() { [ -z "$(docker ps -aq --filter "$lab")" ] && [ -z "$(docker network ls -q --filter "$lab")" ]; }
 
@@ -37,6 +41,11 @@ bad "missing file" 1 "$WD_TMP/nope/weaver.toml"
 bad "not a weaver binary" 2 /bin/true
 printf '[serviceweaver\nname = "x"\n' >"$WD_TMP/broken.toml"
 bad "malformed toml" 2 "$WD_TMP/broken.toml"
+printf '[serviceweaver]\nbinary = "%s"\n[docker]\nvolumes = ["./nope:/nope"]\nsecrets = {s = "%s"}\n' \
+    "$APPS/shop" "$WD_TMP/broken.toml" >"$WD_TMP/nobind.toml"
+bad "missing bind path" 1 "$WD_TMP/nobind.toml"
+check "... the same line as up gives" test "$(cat "$WD_TMP/bad.err")" = "$("$WD_BIN" up -d "$WD_TMP/nobind.toml" 2>&1)"
+check "... and no secrets copied" test ! -e "$WD_TMP/bad.yml.secrets"
 
 # ---- generate ----
 on_cleanup "$DC -f $F -p $PROJ down -t 2"
@@ -62,8 +71,21 @@ check "--save-images wrote a docker-archive ($(stat -c %s "$IMGTAR" 2>/dev/null)
 T2=$(sed -n 's/.*WEAVER_SHIM_TOKEN: "\([0-9a-f]*\)".*/\1/p' "$WD_TMP/second.yml" | head -1)
 check "every file gets its own token" test -n "$T2" -a "$T2" != "$TOKEN"
 check "docker-compose config -q accepts the file" dc config -q
+check "docker-compose has nothing to warn about (no Swarm-only keys)" \
+    bash -c "! '$DC' -f '$F' -p '$PROJ' config -q 2>&1 | grep -q 'not supported'"
+check "the localhost listener is published on 127.0.0.1 only" \
+    bash -c "grep -q '127.0.0.1:$PORT:$PORT/tcp' '$F' && ! grep -q endpoint_mode '$F'"
+# the Swarm flavour of the same toml
+FSW=$WD_TMP/swarm.yml
+"$WD_BIN" compose --swarm -o "$FSW" "$WD_TMP/weaver.toml" >"$WD_TMP/genw.out" 2>"$WD_TMP/genw.err"
+SPORT=$(sed -n 's/^listener shop on port \([0-9]*\)$/\1/p' "$WD_TMP/genw.out")
+check "--swarm: one DNS answer per task and host-mode ports" \
+    bash -c "grep -q 'endpoint_mode: dnsrr' '$FSW' && grep -q 'mode: host' '$FSW' && ! grep -q '127.0.0.1:' '$FSW'"
+check "--swarm: says Swarm cannot keep the localhost listener on loopback" \
+    grep -q 'Swarm cannot publish on one address' "$WD_TMP/genw.err"
+check "--swarm: prints the stack command" grep -q 'docker stack deploy --resolve-image never' "$WD_TMP/genw.out"
 if docker stack config --help >/dev/null 2>&1; then
-    check "docker stack config accepts the file" bash -c "docker stack config -c '$F' >/dev/null"
+    check "docker stack config accepts the --swarm file" bash -c "docker stack config -c '$FSW' >/dev/null"
 fi
 
 # ---- docker-compose up ----
@@ -75,6 +97,8 @@ else
     dc logs --no-color manager 2>&1 | tail -20 | sed 's/^/# /'
 fi
 check "/healthz -> ok" test "$(get /healthz)" = ok
+check "docker port: the listener on 127.0.0.1 only" \
+    test "$(docker port "$(docker ps -q --filter "$lab" --filter label=com.docker.compose.service=manager | head -1)" | sort -u)" = "$PORT/tcp -> 127.0.0.1:$PORT"
 check "/buy?item=apple -> bought apple: 1 in cart (stock 9)" \
     test "$(get '/buy?item=apple')" = "bought apple: 1 in cart (stock 9)"
 # no weaver-docker of ours runs on the host (the manager runs in its own PID namespace)
@@ -129,18 +153,169 @@ for i in $(seq 1 60); do n=$(carts); [ "$n" = 3 ] && break; sleep 0.5; done
 check "a cart replica crashed: routing heals, 3 replicas again after $(($(ms) - t0)) ms ($bad_answers of 20 requests failed meanwhile)" test "$n" = 3
 dc logs --no-color manager 2>/dev/null | grep -E 'lost its link|exited with' | head -3 | sed 's/^/# /'
 
+# ---- a foreground `up` of the same app ends: it removes its own deployment only, not the
+# compose run that carries the same app label (issue 10) ----
+n0=$(docker ps -q --filter "$lab" --filter "label=com.docker.compose.project=$PROJ" | wc -l)
+"$WD_BIN" up "$WD_TMP/weaver.toml" >"$WD_TMP/fg.out" 2>"$WD_TMP/fg.err" &
+fgpid=$!
+on_cleanup "kill -9 $fgpid"
+check "a foreground up of the same app next to the compose run starts" \
+    wait_for grep -q 'listener "shop" at' "$WD_TMP/fg.err"
+sleep 1
+kill -INT "$fgpid"
+wait "$fgpid" 2>/dev/null
+n1=$(docker ps -q --filter "$lab" --filter "label=com.docker.compose.project=$PROJ" | wc -l)
+check "... and when it ends, the compose containers are left alone ($n0 before, $n1 after)" test "$n1" = "$n0"
+check "... which still answer" wait_for get /healthz
+
 # ---- down ----
 t0=$(ms)
 dc down -t 5 >"$WD_TMP/down.log" 2>&1
 wait_for nothing_left
 check "docker-compose down leaves nothing (containers, network) in $(($(ms) - t0)) ms" nothing_left
 
+# ---- the [docker] world keys, with pgstore (docs/design/compose.md "World keys") ----
+W=$WD_TMP/world
+mkdir -p "$W/keys" "$WD_TMP/out"
+echo "key-material-$WD_TEST_RUN" >"$W/keys/k.pem"
+chmod 644 "$W/keys/k.pem"
+# docker's env-file format, as up reads it: quotes are kept, nothing is expanded
+printf '# comment\nFROM_FILE=file-value\nOVERRIDDEN=from-file\nQUOTED="kept"\nEXPANDED=${HOME}\n' >"$W/app.env"
+SECRET="s3cr3t-$WD_TEST_RUN"
+printf '%s' "$SECRET" >"$W/db_password"
+chmod 600 "$W/db_password"
+NET=wdc-$WD_TEST_RUN-net
+docker network create --label "org.weaver-docker.test=$WD_TEST_RUN" "$NET" >/dev/null
+APPW=wdcpg-$WD_TEST_RUN
+STACKW=wdw$$
+FW=$WD_TMP/out/pg.yml
+world_cleanup() { # whatever still uses the network or the volume goes first
+    "$DC" -f "$FW" -p "$APPW" down -t 2 >/dev/null 2>&1
+    docker stack rm "$STACKW" >/dev/null 2>&1
+    for i in $(seq 1 100); do
+        [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACKW")" ] && break
+        sleep 0.2
+    done
+    docker network rm "$NET" >/dev/null 2>&1
+    docker volume rm "${APPW}_data" >/dev/null 2>&1
+    return 0
+}
+on_cleanup world_cleanup
+pgconf() { # OUT extra [docker] lines...
+    local out=$1
+    shift
+    {
+        echo "[serviceweaver]"
+        echo "name = \"$APPW\""
+        echo "binary = \"$APPS/pgstore\""
+        echo "[docker]"
+        echo 'listeners.store = {address = "127.0.0.1:0"}'
+        echo 'env_file = "app.env"'
+        echo 'env = {FROM_ENV = "env-value", OVERRIDDEN = "from-env", DOLLAR = "a$b"}'
+        echo 'secrets = {db_password = "db_password"}'
+        echo 'volumes = ["./keys:/keys:ro", "data:/var/lib/pgs"]'
+        echo 'extra_hosts = {"db.local" = "10.1.2.3"}'
+        echo 'groups."example.com/pgstore/Hog" = {memory = "48m", cpus = 0.5}'
+        echo 'groups."example.com/pgstore/Files" = {env = {GROUP_ONLY = "files"}}'
+        for l in "$@"; do echo "$l"; done
+        echo '["example.com/pgstore/Rows"]'
+        echo 'dsn = "postgres://postgres:x@localhost:1/postgres?sslmode=disable"' # only /put, /get
+    } >"$W/$out"
+}
+# host_ports under compose: the manager relays to host.docker.internal (host-gateway, the default
+# bridge's address on the host), so the host service listens there (and on loopback)
+GW=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null)
+# Docker 20.10 leaves the default bridge's Gateway field empty: docker0's own address, then
+[ -n "$GW" ] || GW=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+HP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$GW" "$HP" <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16); s.settimeout(300)
+def serve(c):
+    line = c.makefile("rb").readline(); c.sendall(b"host got " + line); c.close()
+try:
+    while True:
+        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+except OSError:
+    pass
+PY
+hpsrv=$!
+[ -n "$GW" ] || not_ok "the host's address on the default bridge (docker0) is known"
+on_cleanup "kill $hpsrv"
+if [ ! -x "$APPS/pgstore" ]; then
+    not_ok "test app pgstore is built (run make apps)"
+else
+    pgconf world.toml "networks = [\"$NET\"]" 'pids = 300' "host_ports = [$HP]"
+    if "$WD_BIN" compose -o "$FW" "$W/world.toml" >"$WD_TMP/pg.out" 2>"$WD_TMP/pg.err"; then
+        ok "compose of a toml with every world key"
+    else
+        not_ok "compose of a toml with every world key: $(cat "$WD_TMP/pg.err")"
+    fi
+    PGPORT=$(sed -n 's/^listener store on port \([0-9]*\)$/\1/p' "$WD_TMP/pg.out")
+    check "the world file sets pids_limit for docker compose" grep -q pids_limit "$FW"
+    check "--swarm leaves pids_limit out (stack rejects it) and says so" \
+        bash -c "'$WD_BIN' compose --swarm -o '$WD_TMP/pgw-swarm.yml' '$W/world.toml' 2>&1 >/dev/null | grep -q 'pids is left out' && ! grep -q pids_limit '$WD_TMP/pgw-swarm.yml'"
+    check "the secret's value is not in the file" bash -c "! grep -q '$SECRET' '$FW'"
+    check "the secret is copied next to the file, uid 65532, mode 0400, dir 0711" \
+        test "$(stat -c '%u %a' "$FW.secrets/db_password") $(stat -c %a "$FW.secrets")" = "65532 400 711"
+    check "env_file values are carried (no env_file key)" bash -c "grep -q 'FROM_FILE: file-value' '$FW' && ! grep -q '^ *env_file:' '$FW'"
+    pdc() { "$DC" -f "$FW" -p "$APPW" "$@" 2> >(grep -Ev "$dc_noise" >&2); }
+    pget() { curl -sS --max-time 10 "http://127.0.0.1:$PGPORT$1"; }
+    pok() { [ "$(curl -fsS --max-time 5 "http://127.0.0.1:$PGPORT/healthz")" = ok ]; }
+    check "docker-compose config -q accepts the world file" pdc config -q
+    t0=$(ms)
+    if (cd / && pdc up -d >"$WD_TMP/pgup.log" 2>&1) && wait_for pok; then
+        ok "docker-compose up -d (from another directory): answers after $(($(ms) - t0)) ms"
+    else
+        not_ok "docker-compose up -d of the world file: $(tail -5 "$WD_TMP/pgup.log")"
+        pdc logs --no-color manager 2>&1 | tail -20 | sed 's/^/# /'
+    fi
+    check "env_file value" test "$(pget '/env?name=FROM_FILE')" = file-value
+    check "env value" test "$(pget '/env?name=FROM_ENV')" = env-value
+    check "env replaces env_file for the same name" test "$(pget '/env?name=OVERRIDDEN')" = from-env
+    check "env_file quotes kept and \${} not expanded, as docker's --env-file and up" \
+        test "$(pget '/env?name=QUOTED') $(pget '/env?name=EXPANDED')" = '"kept" ${HOME}'
+    check "\$ in an env value survives compose's interpolation" test "$(pget '/env?name=DOLLAR')" = 'a$b'
+    check "a group's own env" test "$(pget '/env?name=GROUP_ONLY')" = files
+    check "secret readable at /run/secrets/db_password" test "$(pget '/read?path=/run/secrets/db_password')" = "$SECRET"
+    check "bind-mounted key file" test "$(pget '/read?path=/keys/k.pem')" = "key-material-$WD_TEST_RUN"
+    check "bind mount is read-only" bash -c "curl -sS 'http://127.0.0.1:$PGPORT/write?path=/keys/x&v=1' | grep -qi 'read-only'"
+    check "named volume is writable by the app" test "$(pget '/write?path=/var/lib/pgs/f&v=kept')" = "wrote /var/lib/pgs/f"
+    check "root filesystem stays read-only" bash -c "curl -sS 'http://127.0.0.1:$PGPORT/write?path=/f&v=1' | grep -qi 'read-only'"
+    check "extra_hosts entry resolves" test "$(pget '/resolve?host=db.local')" = 10.1.2.3
+    check "host.docker.internal resolves to the host" bash -c "curl -sS 'http://127.0.0.1:$PGPORT/resolve?host=host.docker.internal' | grep -Eq '^[0-9.]+\$'"
+    check "host_ports: localhost:$HP in a container reaches the host's service through the manager" \
+        test "$(pget "/dial?addr=localhost:$HP")" = "host got ping"
+    ids=$(docker ps -q --filter "label=com.docker.compose.project=$APPW" --filter label=org.weaver-docker.role=weavelet | tr '\n' ' ')
+    check "4 group containers" test "$(echo $ids | wc -w)" = 4
+    check "docker inspect shows no secret value" bash -c "! docker inspect $ids | grep -q '$SECRET'"
+    check "pids limit in docker inspect (300)" bash -c "for c in $ids; do [ \$(docker inspect -f '{{.HostConfig.PidsLimit}}' \$c) = 300 ] || exit 1; done"
+    hog=$(docker ps -q --filter "label=com.docker.compose.project=$APPW" --filter label=com.docker.compose.service=pgstore-hog)
+    check "memory and cpus of the Hog group in docker inspect (48m, 0.5)" \
+        test "$(docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}' "$hog")" = "$((48 << 20)) 500000000"
+    check "every group container is on the external network $NET" \
+        bash -c "for c in $ids; do docker inspect -f '{{json .NetworkSettings.Networks}}' \$c | grep -q '\"$NET\"' || exit 1; done"
+    main=$(docker ps -q --filter "label=com.docker.compose.project=$APPW" --filter label=com.docker.compose.service=weaver-main)
+    check "another group does not get the Files group's env" bash -c "! docker inspect -f '{{json .Config.Env}}' $main | grep -q GROUP_ONLY"
+    pdc down -t 5 >"$WD_TMP/pgdown.log" 2>&1
+    check "docker-compose down leaves nothing but the named volume ${APPW}_data" bash -c "
+        [ -z \"\$(docker ps -aq --filter 'label=com.docker.compose.project=$APPW')\" ] &&
+        [ -z \"\$(docker network ls -q --filter 'label=org.weaver-docker.app=$APPW')\" ] &&
+        [ \"\$(docker volume ls -q --filter 'label=org.weaver-docker.test=$WD_TEST_RUN')\" = ${APPW}_data ]"
+    check "the external network is left alone" bash -c "docker network inspect '$NET' >/dev/null"
+    check "... and nothing is attached to it any more (the test removes it)" bash -c "docker network rm '$NET' >/dev/null"
+fi
+
 # ---- Swarm ----
 state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)
 made_swarm=0
 STACK=wds$$
+NETOV=wdc-$WD_TEST_RUN-ov
 swarm_cleanup() {
-    docker stack rm "$STACK" >/dev/null 2>&1
+    docker stack rm "$STACK" "$STACKW" >/dev/null 2>&1
+    for i in $(seq 1 100); do [ -z "$(docker ps -aq --filter "$lab")" ] && break; sleep 0.2; done
+    docker network rm "$NETOV" >/dev/null 2>&1
     if [ "$made_swarm" = 1 ]; then
         for i in $(seq 1 100); do [ -z "$(docker ps -aq --filter "$lab")" ] && break; sleep 0.2; done
         docker swarm leave --force >/dev/null 2>&1
@@ -159,15 +334,28 @@ elif [ "$state" = inactive ]; then
         made_swarm=1
         swarm_ok=1
     else
-        ok "SKIP swarm: docker swarm init failed: $(echo "$out" | tr '\n' ' ')"
+        skip_or_fail "swarm: docker swarm init failed: $(echo "$out" | tr '\n' ' ')"
     fi
 else
-    ok "SKIP swarm: node state is '$state'"
+    skip_or_fail "swarm: node state is '$state'"
 fi
 on_cleanup swarm_cleanup
+if [ "$swarm_ok" = 1 ] && [ -x "$APPS/pgstore" ]; then
+    # the world file for swarm: an external network must be a swarm-scoped (overlay) one, and
+    # pids is left out (stack rejects pids_limit)
+    docker network create -d overlay --attachable --label "org.weaver-docker.test=$WD_TEST_RUN" "$NETOV" >/dev/null
+    pgconf swarm.toml "networks = [\"$NETOV\"]"
+    FS=$WD_TMP/out/pgswarm.yml
+    "$WD_BIN" compose --swarm -o "$FS" "$W/swarm.toml" >"$WD_TMP/pgs.out" 2>"$WD_TMP/pgs.err"
+    PGPORT=$(sed -n 's/^listener store on port \([0-9]*\)$/\1/p' "$WD_TMP/pgs.out")
+    check "swarm: the world file has no pids_limit" bash -c "! grep -q pids_limit '$FS'"
+    (cd / && docker stack deploy --resolve-image never -c "$FS" "$STACKW" >"$WD_TMP/stackw.log" 2>&1) &
+    stackw_pid=$!
+fi
 if [ "$swarm_ok" = 1 ]; then
     t0=$(ms)
-    if docker stack deploy --resolve-image never -c "$F" "$STACK" >"$WD_TMP/stack.log" 2>&1 &&
+    PORT=$SPORT
+    if docker stack deploy --resolve-image never -c "$FSW" "$STACK" >"$WD_TMP/stack.log" 2>&1 &&
         wait_for get /healthz || wait_for get /healthz || wait_for get /healthz; then
         ok "docker stack deploy: answers after $(($(ms) - t0)) ms"
     else
@@ -177,6 +365,35 @@ if [ "$swarm_ok" = 1 ]; then
     check "swarm: /buy?item=apple -> bought apple: 1 in cart (stock 9)" \
         test "$(get '/buy?item=apple')" = "bought apple: 1 in cart (stock 9)"
     check "swarm: /whoami names main and cart" bash -c "curl -fsS --max-time 5 http://127.0.0.1:$PORT/whoami | grep -q '^main=.* cart=.'"
+    if [ -n "${stackw_pid:-}" ]; then
+        wait "$stackw_pid"
+        if wait_for pok || wait_for pok; then
+            ok "swarm: the world file answers"
+        else
+            not_ok "swarm: the world file: $(tail -3 "$WD_TMP/stackw.log" | tr '\n' ' ')"
+            docker service logs --raw "${STACKW}_manager" 2>&1 | tail -20 | sed 's/^/# /'
+        fi
+        check "swarm: env_file and env values" test "$(pget '/env?name=FROM_FILE') $(pget '/env?name=OVERRIDDEN') $(pget '/env?name=DOLLAR')" = 'file-value from-env a$b'
+        check "swarm: secret readable at /run/secrets/db_password (uid 65532, mode 0400 applied)" \
+            test "$(pget '/read?path=/run/secrets/db_password')" = "$SECRET"
+        check "swarm: the secret's uid, gid and mode in the service" \
+            bash -c "docker service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}' ${STACKW}_pgstore-files | grep -q '\"UID\":\"65532\",\"GID\":\"65532\",\"Mode\":256'"
+        check "swarm: bind-mounted key file" test "$(pget '/read?path=/keys/k.pem')" = "key-material-$WD_TEST_RUN"
+        check "swarm: the named volume holds what docker-compose wrote (the same ${APPW}_data)" \
+            test "$(pget '/read?path=/var/lib/pgs/f')" = kept
+        check "swarm: extra_hosts entry resolves" test "$(pget '/resolve?host=db.local')" = 10.1.2.3
+        hog=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACKW}_pgstore-hog" | head -1)
+        check "swarm: memory and cpus of the Hog group in docker inspect" \
+            test "$(docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}' "$hog" 2>/dev/null)" = "$((48 << 20)) 500000000"
+        check "swarm: the group services are on the overlay network $NETOV" \
+            bash -c "docker network inspect -f '{{json .Containers}}' $NETOV | grep -q ${STACKW}_pgstore-files"
+        docker stack rm "$STACKW" >/dev/null 2>&1
+        for i in $(seq 1 150); do [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACKW")" ] && break; sleep 0.2; done
+        check "swarm: stack rm removes the world stack's containers and secret" bash -c "
+            [ -z \"\$(docker ps -aq --filter 'label=com.docker.stack.namespace=$STACKW')\" ] &&
+            [ -z \"\$(docker secret ls -q --filter 'label=com.docker.stack.namespace=$STACKW')\" ]"
+        wait_for docker network rm "$NETOV" # the test's own overlay network
+    fi
     t0=$(ms)
     docker stack rm "$STACK" >/dev/null 2>&1
     for i in $(seq 1 150); do nothing_left && break; sleep 0.2; done

@@ -162,7 +162,7 @@ engine_suite() {
             not_ok "$E: healthcheck healthy ($("$D" inspect "$srv" | grep health))"
         fi
     else
-        ok "$E: SKIP healthcheck status (Podman 4.3 runs healthchecks from systemd timers, absent here)"
+        skip "$E: healthcheck status (Podman 4.3 runs healthchecks from systemd timers, absent here)"
     fi
 
     dyn=$pre-dyn
@@ -296,13 +296,16 @@ engine_suite() {
     local sock=${WD_HOST#unix://}
     [ -n "$sock" ] || sock=$("$D" ping | field socket)
     "$D" create "$pre-wait" "$img1" --entrypoint "/app/echo" --start -- sleep >/dev/null 2>&1
-    "$D" proxy "$WD_TMP/proxy.sock" "$sock" >/dev/null 2>&1 &
+    "$D" proxy "$WD_TMP/proxy.sock" "$sock" >"$WD_TMP/proxy.$E.log" 2>&1 &
     p=$!
     on_cleanup "kill $p"
     wait_for test -S "$WD_TMP/proxy.sock"
     WD_HOST=unix://$WD_TMP/proxy.sock "$D" wait "$pre-wait" >"$WD_TMP/wait.$E" 2>&1 &
     local wpid=$!
-    sleep 1
+    # kill the proxy only once the wait call itself is through it (the client may start late on
+    # a loaded machine, and Podman closes the connection of the version probe before it)
+    wait_for grep -q '^request POST .*/wait' "$WD_TMP/proxy.$E.log" || sleep 1
+    sleep 0.3
     kill "$p"
     wait "$p" 2>/dev/null
     wait "$wpid"
@@ -349,7 +352,7 @@ no_engine_suite() {
         expect_fail "socket we may not open is EACCES (mode 000, uid 65534)" EACCES "docker' group\|sudo" \
             setpriv --reuid=65534 --regid=65534 --clear-groups env WD_HOST="unix://$g" "$D" ping
     else
-        ok "SKIP EACCES test: setpriv missing"
+        skip "EACCES test: setpriv missing"
     fi
     kill "$gp" 2>/dev/null
     local arm=$WD_TMP/armbin

@@ -11,7 +11,7 @@ if ! command -v podman >/dev/null; then
         not_ok "podman installed (apt-get install -y podman)"
         exit 1
     fi
-    echo "ok - SKIP podman is not installed (apt-get install -y podman)"
+    skip "podman is not installed (apt-get install -y podman)"
     exit 0
 fi
 
@@ -45,7 +45,7 @@ probe=$(WD_HOST=$DOCKER_HOST "$D" image --app probe-$WD_TEST_RUN --binary "$ECHO
 perr=$(WD_HOST=$DOCKER_HOST "$D" create "wdt-$WD_TEST_RUN-probe" "$probe" --entrypoint /app/echo \
     --start -- sleep 2>&1 >/dev/null)
 if [ -n "$perr" ]; then
-    echo "ok - SKIP podman cannot run containers here: ${perr#error: }"
+    skip_or_fail "podman cannot run containers here: ${perr#error: }"
     out=$(WD_HOST=$DOCKER_HOST "$D" net-create "wdt-$WD_TEST_RUN-net" 2>&1)
     check "podman: network create" test -n "$(sed -n 's/^id=//p' <<<"$out")"
     check "podman: image load" test -n "$probe"

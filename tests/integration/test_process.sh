@@ -9,7 +9,11 @@ for a in shop shop-v0243; do
     [ -x "$APPS/$a" ] || { not_ok "test app $a is built (run make apps)"; finish; }
 done
 
-ls -d /tmp/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.before"
+# The deployers' control-socket directories go under a TMPDIR of this test's own, so another
+# deployment running on the machine meanwhile cannot look like one of ours left behind.
+export TMPDIR=$WD_TMP/tmp
+mkdir -p "$TMPDIR"
+ls -d "$TMPDIR"/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.before"
 # Private copies of the binaries, so process checks see only this test's weavelets.
 mkdir -p "$WD_TMP/apps"
 for a in shop shop-v0243; do
@@ -80,6 +84,48 @@ assert spans and all(s['name'] and len(s['trace_id'])==32 and len(s['span_id'])=
 exercise shop "$WD_TMP/shop.toml"
 exercise shop_old "$WD_TMP/shop-v0243.toml"
 
+# --- out of descriptors: the listener pauses instead of spinning, and recovers (issue 10) ---
+start_up fd "$WD_TMP/shop.toml"
+check "fd: app answers" wait_for get "$PORT_fd" /healthz
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Both parities of the limit: each client costs the deployer two descriptors (client and
+# backend), so one limit leaves an odd one over that an accept could take with none to dial.
+for lim in 49 48; do # (a limit can be lowered, not raised)
+    check "fd ($lim): descriptor limit set" prlimit --pid "$PID_fd" --nofile=$lim:$lim
+    python3 - "$PORT_fd" >"$WD_TMP/fd-$lim.out" 2>&1 <<'PY' &
+import socket, sys, time
+conns = []
+for _ in range(120):  # far past the deployer's descriptors
+    try:
+        conns.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        pass
+time.sleep(3.5)
+dropped = 0  # closed by the deployer instead of being left queued or served
+for c in conns:
+    c.setblocking(False)
+    try:
+        if c.recv(1) == b"":
+            dropped += 1
+    except BlockingIOError:
+        pass
+    except OSError:
+        dropped += 1
+print(len(conns), dropped, flush=True)
+PY
+    holder=$!
+    sleep 1.5
+    t0=$(ticks "$PID_fd"); sleep 2; t1=$(ticks "$PID_fd")
+    check "fd ($lim): out of descriptors, the deployer does not spin ($((t1 - t0)) CPU ticks in 2 s)" test $((t1 - t0)) -lt 60
+    wait $holder
+    read -r held dropped <"$WD_TMP/fd-$lim.out"
+    check "fd ($lim): no client dropped while out of descriptors ($dropped of $held)" test "$dropped" = 0
+    check "fd ($lim): answers again once the connections closed" wait_for get "$PORT_fd" /healthz
+done
+check "fd: says so once ($(grep -c 'not accepting for 100 ms' "$WD_TMP/fd.err") lines)" \
+    test "$(grep -c 'not accepting for 100 ms' "$WD_TMP/fd.err")" = 1
+kill -INT "$PID_fd"; wait "$PID_fd" 2>/dev/null
+
 # --- bad inputs: one line, non-zero exit, nothing left behind ---
 bad() { # NAME EXPECTED_RC PATTERN ARGS...
     local n=$1 want=$2 pat=$3; shift 3
@@ -105,6 +151,13 @@ EOT
 bad "unknown [docker] key" 2 "unknown.toml:4: .*replica" "$cfgdir/unknown.toml"
 printf '[serviceweaver]\nbinary = "%s\n' "$APPS/shop" >"$cfgdir/malformed.toml"
 bad "malformed TOML" 2 "malformed.toml:2:" "$cfgdir/malformed.toml"
+# our state directory must be ours alone (issue 10): not a symlink, not writable by others
+mkdir -p "$WD_TMP/xs1" "$WD_TMP/xs2/weaver-docker" "$WD_TMP/elsewhere"
+ln -s "$WD_TMP/elsewhere" "$WD_TMP/xs1/weaver-docker"
+chmod 777 "$WD_TMP/xs2/weaver-docker"
+XDG_STATE_HOME=$WD_TMP/xs1 bad "state directory is a symlink" 1 "is not a directory (a symlink?)" "$WD_TMP/shop.toml"
+XDG_STATE_HOME=$WD_TMP/xs2 bad "state directory writable by others" 1 "is not yours alone" "$WD_TMP/shop.toml"
+check "nothing was written through the symlink" test -z "$(ls -A "$WD_TMP/elsewhere")"
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)' >"$WD_TMP/busy" &
 busy=$!; on_cleanup "kill $busy"
 wait_for test -s "$WD_TMP/busy"; bport=$(cat "$WD_TMP/busy")
@@ -128,7 +181,7 @@ kill "$busy" 2>/dev/null
 long=$WD_TMP/$(printf 'd%.0s' $(seq 1 90)); mkdir -p "$long"
 rc=0; out=$(TMPDIR=$long timeout -k 5 20 "$WD_BIN" up --runtime=process "$WD_TMP/shop.toml" 2>&1 >/dev/null) || rc=$?
 check "a launch failure ends up at once with one clear line" bash -c "[ $rc = 1 ] && printf '%s' \"\$1\" | grep -q 'over 107 bytes'" _ "$out"
-ls -d /tmp/weaver-docker-* "$WD_TMP"/ddd*/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.after"
+ls -d "$TMPDIR"/weaver-docker-* "$WD_TMP"/ddd*/weaver-docker-* 2>/dev/null | sort >"$WD_TMP/dirs.after"
 check "no control-socket directory left behind" test -z "$(comm -13 "$WD_TMP/dirs.before" "$WD_TMP/dirs.after")"
 check "no weavelet process left at all" bash -c "! pgrep -f '^$APPS/' >/dev/null"
 finish

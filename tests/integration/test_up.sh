@@ -149,6 +149,49 @@ else
     not_ok "the weaver CLI is built (make apps)"
 fi
 
+# --- a crash-looping replica: the deployer's threads do not pile up (one log follower and
+# engine connection per dead container were kept until the end, issue 10) ---
+cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}')
+check "up -d (crasher)" "$WD_BIN" up -d "$cfg"
+port=$(listener "$SHOP" shop)
+dpid=$("$WD_BIN" ps --json "$SHOP" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['deployer_pid'])")
+threads() { ls "/proc/$dpid/task" | wc -l; }
+fds() { ls "/proc/$dpid/fd" | wc -l; }
+get "$port" /healthz >/dev/null; sleep 1
+t0=$(threads) f0=$(fds)
+crasher_restarts() { # of the Crasher container now running, 0 if none runs
+    "$WD_BIN" ps --json "$SHOP" | python3 -c "import json,sys
+r=[x for x in json.load(sys.stdin)[0]['replicas'] if x['group']=='shop.Crasher' and x['state']=='running']
+print(r[0]['restarts'] if r else -1)"
+}
+export -f crasher_restarts
+export WD_BIN SHOP
+for i in 1 2 3 4 5; do # a panic may crash it more than once (weaver retries the call)
+    get "$port" /panic >/dev/null 2>&1
+    wait_for bash -c "[ \$(crasher_restarts) -ge $i ]"
+done
+sleep 1
+t1=$(threads) f1=$(fds)
+check "5 crashes and restarts: deployer threads $t0 -> $t1, descriptors $f0 -> $f1 (each dead container's log follower and engine connection are released)" \
+    test "$t1" -le $((t0 + 1)) -a "$f1" -le $((f0 + 2))
+check "down (crasher)" "$WD_BIN" down "$SHOP"
+
+# --- a recorded deployer pid now belongs to an unrelated process (pid reuse): down must not
+# signal it (issue 10; argv with "weaver-docker" in it was taken for our deployer) ---
+bash -c 'exec -a weaver-docker-imposter sleep 120' &
+imp=$!
+on_cleanup "kill $imp"
+docker network create --label "org.weaver-docker.test=$WD_TEST_RUN" \
+    --label "org.weaver-docker.app=$SHOP" --label "org.weaver-docker.deployment=imposter-$WD_TEST_RUN" \
+    --label org.weaver-docker.role=network --label "org.weaver-docker.deployer-pid=$imp" \
+    --label "org.weaver-docker.deployer-host=$(hostname)" --label org.weaver-docker.deployer-start=1 \
+    "wdt-$WD_TEST_RUN-imposter" >/dev/null
+check "ps does not take a reused pid for a live deployer" bash -c "'$WD_BIN' ps $SHOP | grep -q 'GONE'"
+"$WD_BIN" down "$SHOP" >/dev/null 2>&1
+check "down leaves the process that reused the pid alone" kill -0 "$imp"
+check "... and removes the stale deployment" bash -c "! docker network inspect wdt-$WD_TEST_RUN-imposter >/dev/null 2>&1"
+kill "$imp" 2>/dev/null
+
 # --- bad inputs: one line, non-zero exit, nothing left ---
 bad() { # NAME PATTERN ENV... -- ARGS...
     local n=$1 pat=$2; shift 2

@@ -11,10 +11,10 @@
 #include <yaml.h>
 
 static const struct wd_compose_group groups[] = {
-    {"github.com/ServiceWeaver/weaver/Main", "weaver-main", 2},
-    {"example.com/shop/Cart", "shop-cart", 3},
+    {.name = "github.com/ServiceWeaver/weaver/Main", .service = "weaver-main", .replicas = 2},
+    {.name = "example.com/shop/Cart", .service = "shop-cart", .replicas = 3},
 };
-static const struct wd_compose_listener listeners[] = {{"shop", 12080}};
+static const struct wd_compose_listener listeners[] = {{"shop", 12080, "127.0.0.1"}};
 static const char *const env[] = {"GREETING=on", "PRICE=$5", "N=12"};
 static const char *const args[] = {"--flag=$HOME"};
 static char lk[] = "org.weaver-docker.test", lv[] = "t1";
@@ -80,6 +80,7 @@ static void test_render(void **state)
 {
     (void)state;
     struct wd_compose_spec s = spec();
+    s.swarm = true;
     struct wd_buf b = {0};
     struct wd_error *err = NULL;
     assert_int_equal(wd_compose_render(&s, &b, &err), 0);
@@ -135,18 +136,263 @@ static void test_render(void **state)
     wd_buf_free(&b);
 }
 
+/* Without --swarm: no endpoint_mode (docker-compose 1.29 warns about it) and a localhost
+ * listener published on 127.0.0.1 only, in the short form. */
+static void test_render_compose_flavour(void **state)
+{
+    (void)state;
+    struct wd_compose_spec s = spec();
+    struct wd_buf b = {0};
+    struct wd_error *err = NULL;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, b.data, b.len);
+    assert_true(yaml_parser_load(&parser, &doc));
+    const char *mode[] = {"services", "weaver-main", "deploy", "endpoint_mode"};
+    assert_null(lookup(&doc, mode, 4));
+    yaml_node_t *ports = lookup(&doc, (const char *[]){"services", "manager", "ports"}, 3);
+    assert_non_null(ports);
+    assert_int_equal(ports->type, YAML_SEQUENCE_NODE);
+    yaml_node_t *p0 = yaml_document_get_node(&doc, ports->data.sequence.items.start[0]);
+    assert_int_equal(p0->type, YAML_SCALAR_NODE);
+    assert_string_equal((const char *)p0->data.scalar.value, "127.0.0.1:12080:12080/tcp");
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+}
+
+static yaml_node_t *seq_at(yaml_document_t *doc, yaml_node_t *seq, size_t i)
+{
+    assert_non_null(seq);
+    assert_int_equal(seq->type, YAML_SEQUENCE_NODE);
+    assert_true(i < (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start));
+    return yaml_document_get_node(doc, seq->data.sequence.items.start[i]);
+}
+
+static size_t seq_len(yaml_node_t *seq)
+{
+    assert_non_null(seq);
+    assert_int_equal(seq->type, YAML_SEQUENCE_NODE);
+    return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+}
+
+/* The scalar at path below node (a mapping). */
+static const char *scalar_in(yaml_document_t *doc, yaml_node_t *node, const char *key)
+{
+    assert_non_null(node);
+    assert_int_equal(node->type, YAML_MAPPING_NODE);
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        if (strcmp((const char *)k->data.scalar.value, key) == 0 && v->type == YAML_SCALAR_NODE)
+            return (const char *)v->data.scalar.value;
+    }
+    return NULL;
+}
+
+/* Every [docker] world key: env (with repeats), limits, volumes, secrets, networks, extra
+ * hosts, host ports. */
+static void test_render_world(void **state)
+{
+    (void)state;
+    static const char *const cart_env[] = {"GREETING=hi", "FROM_FILE=f", "HOME=/home/x", "COST=$1",
+                                           "WEAVER_SHIM_GROUP=spoofed"};
+    struct wd_compose_group g[] = {
+        {.name = "github.com/ServiceWeaver/weaver/Main", .service = "weaver-main", .replicas = 1},
+        {.name = "example.com/shop/Cart",
+         .service = "shop-cart",
+         .replicas = 2,
+         .env = cart_env,
+         .nenv = WD_ARRAY_LEN(cart_env),
+         .memory_bytes = 48LL << 20,
+         .nano_cpus = 500000000,
+         .pids = 300},
+        {.name = "example.com/shop/Big",
+         .service = "shop-big",
+         .replicas = 1,
+         .memory_bytes = 1536LL << 20,
+         .nano_cpus = 2000000000},
+        {.name = "example.com/shop/Odd",
+         .service = "shop-odd",
+         .replicas = 1,
+         .memory_bytes = 10000000,
+         .nano_cpus = 10000000},
+    };
+    static const struct wd_compose_volume vols[] = {
+        {.bind = true, .source = "/srv/keys", .target = "/keys", .read_only = true},
+        {.source = "data", .target = "/var/lib/app"},
+        {.bind = true, .source = "/srv/$cache", .target = "/cache"},
+        {.source = "data", .target = "/var/lib/again"},
+    };
+    static const struct wd_compose_secret secs[] = {
+        {"db_password", "./shop.yml.secrets/db_password"}};
+    static const char *const nets[] = {"dbnet", "weaver", "dbnet"};
+    static const char *const hosts[] = {"db.local:10.1.2.3", "v6:::1"};
+    static const uint16_t ports[] = {5432, 3306};
+    struct wd_compose_spec s = spec();
+    s.groups = g;
+    s.ngroups = WD_ARRAY_LEN(g);
+    s.volumes = vols;
+    s.nvolumes = WD_ARRAY_LEN(vols);
+    s.secrets = secs;
+    s.nsecrets = 1;
+    s.networks = nets;
+    s.nnetworks = WD_ARRAY_LEN(nets);
+    s.extra_hosts = hosts;
+    s.nextra_hosts = WD_ARRAY_LEN(hosts);
+    s.host_ports = ports;
+    s.nhost_ports = 2;
+    struct wd_buf b = {0};
+    struct wd_error *err = NULL;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    assert_null(err);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, b.data, b.len);
+    assert_true(yaml_parser_load(&parser, &doc));
+
+    /* environment: [serviceweaver] env, then the group's, then ours; a repeated name keeps
+     * the last value */
+    const char *e_greet[] = {"services", "shop-cart", "environment", "GREETING"};
+    expect_scalar(&doc, e_greet, 4, "hi", false);
+    const char *e_price[] = {"services", "shop-cart", "environment", "PRICE"};
+    expect_scalar(&doc, e_price, 4, "$$5", true);
+    const char *e_cost[] = {"services", "shop-cart", "environment", "COST"};
+    expect_scalar(&doc, e_cost, 4, "$$1", true);
+    const char *e_home[] = {"services", "shop-cart", "environment", "HOME"};
+    expect_scalar(&doc, e_home, 4, "/tmp", false);
+    const char *e_grp[] = {"services", "shop-cart", "environment", "WEAVER_SHIM_GROUP"};
+    expect_scalar(&doc, e_grp, 4, "example.com/shop/Cart", false);
+    const char *e_hp[] = {"services", "shop-cart", "environment", "WEAVER_SHIM_HOST_PORTS"};
+    expect_scalar(&doc, e_hp, 4, "5432,3306", true);
+    const char *e_ff[] = {"services", "weaver-main", "environment", "FROM_FILE"};
+    assert_null(lookup(&doc, e_ff, 4)); /* another group's env */
+    const char *m_hp[] = {"services", "manager", "environment", "WEAVER_SHIM_HOST_PORTS"};
+    assert_null(lookup(&doc, m_hp, 4));
+    yaml_node_t *ce = lookup(&doc, (const char *[]){"services", "shop-cart", "environment"}, 3);
+    assert_int_equal(ce->data.mapping.pairs.top - ce->data.mapping.pairs.start, 10);
+
+    /* limits */
+    const char *mem[] = {"services", "shop-cart", "deploy", "resources", "limits", "memory"};
+    expect_scalar(&doc, mem, 6, "48M", true);
+    const char *cpus[] = {"services", "shop-cart", "deploy", "resources", "limits", "cpus"};
+    expect_scalar(&doc, cpus, 6, "0.5", true);
+    const char *pids[] = {"services", "shop-cart", "pids_limit"};
+    expect_scalar(&doc, pids, 3, "300", false);
+    mem[1] = cpus[1] = "shop-big";
+    expect_scalar(&doc, mem, 6, "1536M", true);
+    expect_scalar(&doc, cpus, 6, "2", true);
+    mem[1] = cpus[1] = "shop-odd";
+    expect_scalar(&doc, mem, 6, "10000000", true);
+    expect_scalar(&doc, cpus, 6, "0.01", true);
+    const char *nores[] = {"services", "weaver-main", "deploy", "resources"};
+    assert_null(lookup(&doc, nores, 4));
+    pids[1] = "weaver-main";
+    assert_null(lookup(&doc, pids, 3));
+    nores[1] = "manager";
+    assert_null(lookup(&doc, nores, 4));
+
+    /* volumes: tmpfs, then the [docker] ones in order; named volumes declared once */
+    yaml_node_t *v = lookup(&doc, (const char *[]){"services", "shop-cart", "volumes"}, 3);
+    assert_int_equal(seq_len(v), 5);
+    yaml_node_t *bind = seq_at(&doc, v, 1);
+    assert_string_equal(scalar_in(&doc, bind, "type"), "bind");
+    assert_string_equal(scalar_in(&doc, bind, "source"), "/srv/keys");
+    assert_string_equal(scalar_in(&doc, bind, "target"), "/keys");
+    assert_string_equal(scalar_in(&doc, bind, "read_only"), "true");
+    yaml_node_t *named = seq_at(&doc, v, 2);
+    assert_string_equal(scalar_in(&doc, named, "type"), "volume");
+    assert_string_equal(scalar_in(&doc, named, "source"), "data");
+    assert_string_equal(scalar_in(&doc, named, "target"), "/var/lib/app");
+    assert_null(scalar_in(&doc, named, "read_only"));
+    bind = seq_at(&doc, v, 3);
+    assert_string_equal(scalar_in(&doc, bind, "source"), "/srv/$$cache");
+    assert_string_equal(scalar_in(&doc, bind, "read_only"), "false");
+    assert_int_equal(seq_len(lookup(&doc, (const char *[]){"services", "manager", "volumes"}, 3)),
+                     1);
+    const char *vname[] = {"volumes", "data", "name"};
+    expect_scalar(&doc, vname, 3, "shop_data", false); /* the engine volume of `up` */
+    const char *vrole[] = {"volumes", "data", "labels", "org.weaver-docker.role"};
+    expect_scalar(&doc, vrole, 4, "volume", false);
+    const char *vapp[] = {"volumes", "data", "labels", "org.weaver-docker.app"};
+    expect_scalar(&doc, vapp, 4, "shop", false);
+    yaml_node_t *tv = lookup(&doc, (const char *[]){"volumes"}, 1);
+    assert_int_equal(tv->data.mapping.pairs.top - tv->data.mapping.pairs.start, 1);
+
+    /* secrets */
+    yaml_node_t *sec =
+        seq_at(&doc, lookup(&doc, (const char *[]){"services", "shop-cart", "secrets"}, 3), 0);
+    assert_string_equal(scalar_in(&doc, sec, "source"), "db_password");
+    assert_string_equal(scalar_in(&doc, sec, "target"), "db_password");
+    assert_string_equal(scalar_in(&doc, sec, "uid"), "65532");
+    assert_string_equal(scalar_in(&doc, sec, "gid"), "65532");
+    assert_string_equal(scalar_in(&doc, sec, "mode"), "0400");
+    const char *sfile[] = {"secrets", "db_password", "file"};
+    expect_scalar(&doc, sfile, 3, "./shop.yml.secrets/db_password", false);
+    assert_null(lookup(&doc, (const char *[]){"services", "manager", "secrets"}, 3));
+
+    /* networks: ours, then the external ones (each once; "weaver" under another key) */
+    yaml_node_t *n = lookup(&doc, (const char *[]){"services", "shop-cart", "networks"}, 3);
+    assert_int_equal(seq_len(n), 3);
+    assert_string_equal((const char *)seq_at(&doc, n, 0)->data.scalar.value, "weaver");
+    assert_string_equal((const char *)seq_at(&doc, n, 1)->data.scalar.value, "dbnet");
+    assert_string_equal((const char *)seq_at(&doc, n, 2)->data.scalar.value, "external-weaver");
+    assert_int_equal(seq_len(lookup(&doc, (const char *[]){"services", "manager", "networks"}, 3)),
+                     1);
+    const char *next[] = {"networks", "dbnet", "external"};
+    expect_scalar(&doc, next, 3, "true", false);
+    const char *nname[] = {"networks", "external-weaver", "name"};
+    expect_scalar(&doc, nname, 3, "weaver", false);
+    const char *own[] = {"networks", "weaver", "attachable"};
+    expect_scalar(&doc, own, 3, "true", false);
+
+    /* extra hosts: the host first, on every service */
+    const char *svc[] = {"manager", "shop-cart"};
+    for (size_t i = 0; i < WD_ARRAY_LEN(svc); i++) {
+        yaml_node_t *h = lookup(&doc, (const char *[]){"services", svc[i], "extra_hosts"}, 3);
+        assert_int_equal(seq_len(h), 3);
+        assert_string_equal((const char *)seq_at(&doc, h, 0)->data.scalar.value,
+                            "host.docker.internal:host-gateway");
+        assert_string_equal((const char *)seq_at(&doc, h, 2)->data.scalar.value, "v6:::1");
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+
+    /* what the renderer refuses */
+    struct wd_compose_volume rel[] = {{.bind = true, .source = "keys", .target = "/keys"}};
+    s.volumes = rel;
+    s.nvolumes = 1;
+    assert_int_equal(wd_compose_render(&s, &b, &err), -EINVAL);
+    wd_err_free(&err);
+    s.volumes = vols;
+    s.nvolumes = WD_ARRAY_LEN(vols);
+    static const char *const clash[] = {"weaver", "external-weaver"};
+    s.networks = clash;
+    s.nnetworks = 2;
+    assert_int_equal(wd_compose_render(&s, &b, &err), -EINVAL);
+    assert_non_null(strstr(err->msg, "share a key"));
+    wd_err_free(&err);
+    wd_buf_free(&b);
+}
+
 static void test_render_rejects(void **state)
 {
     (void)state;
     struct wd_compose_spec s = spec();
-    struct wd_compose_group dup[] = {{"a/X", "x", 1}, {"b/X", "x", 1}};
+    struct wd_compose_group dup[] = {{.name = "a/X", .service = "x", .replicas = 1},
+                                     {.name = "b/X", .service = "x", .replicas = 1}};
     s.groups = dup;
     struct wd_buf b = {0};
     struct wd_error *err = NULL;
     assert_int_equal(wd_compose_render(&s, &b, &err), -EINVAL);
     assert_non_null(strstr(err->msg, "share service name x"));
     wd_err_free(&err);
-    struct wd_compose_group mgr[] = {{"a/Manager", "manager", 1}};
+    struct wd_compose_group mgr[] = {{.name = "a/Manager", .service = "manager", .replicas = 1}};
     s.groups = mgr;
     s.ngroups = 1;
     assert_int_equal(wd_compose_render(&s, &b, &err), -EINVAL);
@@ -224,9 +470,9 @@ static void test_hello(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render),
-        cmocka_unit_test(test_render_rejects),
-        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_render),         cmocka_unit_test(test_render_world),
+        cmocka_unit_test(test_render_compose_flavour),
+        cmocka_unit_test(test_render_rejects), cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,9 +42,27 @@ static void test_hex(void **state)
     assert_int_equal(wd_unhex("abcdef01", back, 3), -1);
 }
 
+/* Two groups "a/x/Foo" and "b/x/Foo" both slug to "x-foo": they must not share a container
+ * name (they removed each other's containers in a loop). */
+static void test_unique_names(void **state)
+{
+    (void)state;
+    char *v[] = {xstrdup("x-foo"), xstrdup("shop-cart"), xstrdup("x-foo"), xstrdup("x-foo-2"),
+                 xstrdup("x-foo")};
+    assert_int_equal(wd_unique_names(v, 5), 2);
+    assert_string_equal(v[0], "x-foo");
+    assert_string_equal(v[1], "shop-cart");
+    assert_string_equal(v[2], "x-foo-3"); /* x-foo-2 is taken by a later name */
+    assert_string_equal(v[3], "x-foo-2");
+    assert_string_equal(v[4], "x-foo-4");
+    for (size_t i = 0; i < 5; i++)
+        free(v[i]);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_buf_cap),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_unique_names),
+                                       cmocka_unit_test(test_buf_cap),
                                        cmocka_unit_test(test_err_wrap), cmocka_unit_test(test_hex)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,10 @@
 //	GET /config            store=weaver-docker shop max=100
 //	GET /whoami            main=<weavelet id> cart=<weavelet id>
 //	GET /logs              logged 4 entries
+//	GET /flood?n=N         logged N lines (N info lines from Main, at full speed)
 //	GET /panic             Crasher panics; its weavelet dies
+//	GET /callloop?n=N      n=N p50_us=.. p99_us=.. mean_us=.. (N Cart.Whoami calls
+//	                       from Main, timed in Main: one cross-group component call)
 package main
 
 import (
@@ -27,6 +30,8 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/ServiceWeaver/weaver"
@@ -113,6 +118,19 @@ func serve(ctx context.Context, a *app) error {
 		}
 		fmt.Fprintf(w, "logged %d entries\n", n)
 	})
+	// /flood?n=N: N log lines from Main as fast as it can (the paused-terminal tests).
+	mux.HandleFunc("/flood", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 {
+			http.Error(w, "n must be a count", http.StatusBadRequest)
+			return
+		}
+		logger := a.Logger(r.Context())
+		for i := 0; i < n; i++ {
+			logger.Info("flood", "i", i)
+		}
+		fmt.Fprintf(w, "logged %d lines\n", n)
+	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
 		a.Logger(r.Context()).Warn("asking Crasher to panic")
 		err := a.crasher.Get().Crash(r.Context(), "requested by /panic")
@@ -120,6 +138,27 @@ func serve(ctx context.Context, a *app) error {
 			err = errors.New("crasher did not crash")
 		}
 		http.Error(w, err.Error(), http.StatusBadGateway)
+	})
+	mux.HandleFunc("/callloop", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 1 || n > 1000000 {
+			http.Error(w, "want n=1..1000000", http.StatusBadRequest)
+			return
+		}
+		us := make([]float64, n)
+		sum := 0.0
+		for i := range us {
+			t := time.Now()
+			if _, err := a.cart.Get().Whoami(r.Context()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			us[i] = float64(time.Since(t).Nanoseconds()) / 1e3
+			sum += us[i]
+		}
+		sort.Float64s(us)
+		fmt.Fprintf(w, "n=%d p50_us=%.1f p99_us=%.1f mean_us=%.1f\n", n, us[n/2], us[n*99/100],
+			sum/float64(n))
 	})
 	return http.Serve(a.shop, weaver.InstrumentHandler("shop", mux))
 }
