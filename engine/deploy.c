@@ -6,6 +6,7 @@
 #include "engine/proxy.h"
 #include "engine/state.h"
 #include "engine/termout.h"
+#include "engine/worker.h"
 
 /* protobuf-c's INIT macros cast away const and its messages hold `char *`: we hand it borrowed
  * strings for packing only. */
@@ -537,8 +538,34 @@ static void activate(struct wd_replica *r, const char *name, bool routed)
     group_activate(c->group);
 }
 
+/* ---------- the log path (issue 16) ----------
+ * The loop only copies a weavelet's LogEntryBatch into a job; the log worker decodes it, appends
+ * it to the log file, formats it and hands it to the terminal writer (which never blocks). The
+ * weavelet gets its answer once the batch is written, so a weavelet that floods logs waits for
+ * the disk, not for the loop, and routing, health, activations and listener traffic keep their
+ * latency. Output lines of weavelets and our own events take the same path, so the log file
+ * keeps one order. Everything the worker touches (logstore, logfmt, plainfmt) is its own while
+ * it runs; what it learns for the loop (a component that failed to construct) comes back in the
+ * job, to its done function. */
+#define LOG_QUEUE_BYTES (64u << 20)
+#define LOG_WORKER_NICE 5
+
+struct logjob {
+    struct logjob *prev, *next; /* d->logjobs: submitted, done not yet run */
+    struct wd_deploy *d;
+    struct wd_replica *r;       /* whose batch (NULL: ours, or the replica is gone) */
+    struct wd_conn *c;          /* answer the LogBatch here when written (NULL: no answer) */
+    uint64_t id;
+    enum wd_rpc_method m;
+    uint8_t *pb;                /* a packed LogEntryBatch */
+    size_t len;
+    bool announced_ready;       /* the loop's view when submitted */
+    bool quiet;                 /* to the log file only: the terminal has it already */
+    char *broken_comp, *broken_why; /* set by the worker: "Failed to construct" seen */
+};
+
 /* Append an entry to the deployment's log file (opened on first use, so a failed start
- * leaves no empty file behind). */
+ * leaves no empty file behind). Worker thread. */
 static void store_entry(struct wd_deploy *d, const struct wd_log_entry *le)
 {
     if (d->logstore == NULL && d->opts.log_path && !d->logstore_failed) {
@@ -562,13 +589,22 @@ static void store_entry(struct wd_deploy *d, const struct wd_log_entry *le)
     wd_logfmt_json(le, &b);
     wd_buf_append(&b, "\n", 1);
     fwrite(b.data, 1, b.len, d->logstore);
-    if (!d->in_batch) /* a batch is flushed once, at its end */
-        fflush(d->logstore);
     wd_buf_free(&b);
 }
 
-static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
+static const char *entry_attr(const Runtime__LogEntry *e, const char *key)
 {
+    for (size_t i = 0; i + 1 < e->n_attrs; i += 2)
+        if (strcmp(e->attrs[i], key) == 0)
+            return e->attrs[i + 1];
+    return NULL;
+}
+
+/* One entry: to the log file, and (unless it is weaver's own chatter) formatted into @term.
+ * Worker thread. */
+static void log_entry(struct logjob *j, const Runtime__LogEntry *e, struct wd_buf *term)
+{
+    struct wd_deploy *d = j->d;
     struct wd_log_entry le = {
         .app = e->app,
         .version = e->version,
@@ -586,11 +622,16 @@ static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
     /* weaver's own entries are hidden unless asked for, except errors: a component that fails
      * to construct (e.g. a typo in its config section) says so only there */
     bool is_error = e->level && strcasecmp(e->level, "error") == 0;
-    if (!d->opts.show_system && wd_log_entry_is_system(&le) && !is_error)
+    if (is_error && j->r && j->broken_comp == NULL && e->msg &&
+        strncmp(e->msg, "Failed to construct", 19) == 0) {
+        const char *comp = entry_attr(e, "component");
+        j->broken_comp = xstrdup(comp ? comp : "a component");
+        const char *why = entry_attr(e, "err");
+        j->broken_why = xstrdup(why ? why : e->msg);
+    }
+    if (j->quiet || (!d->opts.show_system && wd_log_entry_is_system(&le) && !is_error))
         return;
-    struct wd_buf b = {0};
-    wd_logfmt_format(d->logfmt, &le, &b);
-    if (is_error && !d->announced_ready && d->opts.ready_fd >= 0) {
+    if (is_error && !j->announced_ready && d->opts.ready_fd >= 0) {
         /* `up -d` is still waiting: let it show the user why the app is not ready */
         struct wd_buf m = {0};
         wd_buf_printf(&m, "log ");
@@ -599,12 +640,98 @@ static void print_entry(struct wd_deploy *d, const Runtime__LogEntry *e)
         (void)!write(d->opts.ready_fd, m.data, m.len);
         wd_buf_free(&m);
     }
-    wd_buf_append(&b, "\n", 1);
-    if (d->in_batch) /* one write to the terminal for the whole batch */
-        wd_buf_append(&d->batch_out, b.data, b.len);
+    wd_logfmt_format(d->logfmt, &le, term);
+    wd_buf_append(term, "\n", 1);
+}
+
+/* Worker thread: the whole batch, then one flush and one write to the terminal. */
+static void log_work(void *arg)
+{
+    struct logjob *j = arg;
+    struct wd_deploy *d = j->d;
+    Runtime__LogEntryBatch *b = runtime__log_entry_batch__unpack(NULL, j->len, j->pb);
+    struct wd_buf term = {0};
+    for (size_t i = 0; b && i < b->n_entries; i++)
+        log_entry(j, b->entries[i], &term);
+    if (d->logstore)
+        fflush(d->logstore);
+    if (term.len)
+        wd_termout_write(d->tout, (const char *)term.data, term.len);
+    wd_buf_free(&term);
+    if (b)
+        runtime__log_entry_batch__free_unpacked(b, NULL);
+}
+
+static void note_construct_failure(struct wd_replica *r, const char *comp, const char *why);
+
+/* Loop thread: answer the weavelet, act on what the worker saw, free the job. */
+static void log_done(void *arg)
+{
+    struct logjob *j = arg;
+    struct wd_deploy *d = j->d;
+    if (j->prev)
+        j->prev->next = j->next;
     else
-        wd_termout_write(d->tout, (const char *)b.data, b.len);
-    wd_buf_free(&b);
+        d->logjobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (j->c)
+        wd_conn_reply(j->c, j->id, j->m, NULL, 0, NULL);
+    if (j->r && j->broken_comp)
+        note_construct_failure(j->r, j->broken_comp, j->broken_why);
+    free(j->broken_comp);
+    free(j->broken_why);
+    free(j->pb);
+    free(j);
+}
+
+/* Hand @pb (taken) to the log worker; @c/@id/@m: the LogBatch call to answer once written. */
+static void log_submit(struct wd_deploy *d, struct wd_replica *r, uint8_t *pb, size_t len,
+                       struct wd_conn *c, uint64_t id, enum wd_rpc_method m, bool quiet)
+{
+    struct logjob *j = xzalloc(sizeof *j);
+    j->quiet = quiet;
+    j->d = d;
+    j->r = r;
+    j->c = c;
+    j->id = id;
+    j->m = m;
+    j->pb = pb;
+    j->len = len;
+    j->announced_ready = d->announced_ready;
+    j->next = d->logjobs;
+    if (d->logjobs)
+        d->logjobs->prev = j;
+    d->logjobs = j;
+    if (d->logworker) {
+        wd_worker_submit(d->logworker, log_work, log_done, j, len + sizeof *j);
+    } else { /* before the worker starts or after it ended: nothing else writes now */
+        log_work(j);
+        log_done(j);
+    }
+}
+
+/* A replica or its connection is going: the jobs still in flight must not touch them. */
+static void logjobs_forget(struct wd_deploy *d, struct wd_replica *r, struct wd_conn *c)
+{
+    for (struct logjob *j = d->logjobs; j; j = j->next) {
+        if (r && j->r == r)
+            j->r = NULL, j->c = NULL;
+        if (c && j->c == c)
+            j->c = NULL;
+    }
+}
+
+/* One entry of ours or a weavelet's output line, packed as a batch of one. */
+static void log_one(struct wd_deploy *d, const Runtime__LogEntry *e, bool quiet)
+{
+    Runtime__LogEntryBatch b = RUNTIME__LOG_ENTRY_BATCH__INIT;
+    Runtime__LogEntry *es[1] = {(Runtime__LogEntry *)e};
+    b.n_entries = 1;
+    b.entries = es;
+    size_t len = 0;
+    uint8_t *pb = pack(&b.base, &len);
+    log_submit(d, NULL, pb, len, NULL, 0, 0, quiet);
 }
 
 /* Our own events (a replica died, restarts) go to the log store too, as weaver multi does,
@@ -624,18 +751,18 @@ void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ..
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct wd_log_entry le = {
-        .app = d->app,
-        .version = d->deployment_id,
-        .component = "deployer",
-        .node = "",
-        .time_micros = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-        .level = level,
-        .file = "",
-        .line = -1,
-        .msg = msg,
-    };
-    store_entry(d, &le);
+    Runtime__LogEntry e = RUNTIME__LOG_ENTRY__INIT;
+    e.app = d->app;
+    e.version = d->deployment_id;
+    e.component = (char *)"deployer";
+    e.node = (char *)"";
+    e.time_micros = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    e.level = (char *)level;
+    e.file = (char *)"";
+    e.line = -1;
+    e.msg = msg;
+    if (d->opts.log_path) /* nothing else to do with it: stderr has it already */
+        log_one(d, &e, true);
     free(msg);
 }
 
@@ -684,36 +811,24 @@ static struct wd_listener *find_listener(struct wd_deploy *d, const char *name)
 static int open_listener(struct wd_deploy *d, const char *name, const char *component,
                          struct wd_error **err);
 
-static const char *entry_attr(const Runtime__LogEntry *e, const char *key)
-{
-    for (size_t i = 0; i + 1 < e->n_attrs; i += 2)
-        if (strcmp(e->attrs[i], key) == 0)
-            return e->attrs[i + 1];
-    return NULL;
-}
-
 /* weaver logs "Failed to construct component" (system, error) when a component's Init fails,
  * e.g. its database is unreachable, and never retries: the weavelet stays up, healthy by
  * GetHealth, and every call to the component hangs. Say so where the user looks (the log,
  * always shown) and report the replica unhealthy, so ps and the engine's health show it. */
-static void note_construct_failure(struct wd_replica *r, const Runtime__LogEntry *e)
+static void note_construct_failure(struct wd_replica *r, const char *comp, const char *why)
 {
-    if (r->broken || e->msg == NULL || strncmp(e->msg, "Failed to construct", 19) != 0)
+    if (r->broken)
         return;
-    const char *comp = entry_attr(e, "component");
-    const char *why = entry_attr(e, "err");
-    const char *inner = why ? strstr(why, " initialization failed: ") : NULL;
+    const char *inner = strstr(why, " initialization failed: ");
     if (inner) /* weaver's wrapping: 'component "example.com/app/C" initialization failed: ' */
         why = inner + strlen(" initialization failed: ");
-    r->broken = xasprintf("%s: %s", comp ? comp : "a component", why ? why : e->msg);
-    char *nl = strchr(r->broken, '\n'); /* weaver joins wrapped errors with newlines */
-    if (nl)
-        *nl = 0;
+    autofree char *first = xstrndup(why, strcspn(why, "\n")); /* weaver joins wrapped errors
+                                                                  with newlines */
+    r->broken = xasprintf("%s: %s", comp, first);
     wd_deploy_event(r->d, "error",
                     "group %s replica %d: component %s failed to construct (%s); weaver does not "
                     "retry it: fix the cause and restart the app",
-                    r->g->short_name, r->slot, comp ? comp : "?",
-                    strchr(r->broken, ':') ? strchr(r->broken, ':') + 2 : r->broken);
+                    r->g->short_name, r->slot, comp, first);
     r->health = RUNTIME__HEALTH_STATUS__UNHEALTHY;
     if (r->d->rt->health && r->state == WD_R_READY)
         r->d->rt->health(r->d, r, r->health);
@@ -949,23 +1064,9 @@ static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, con
         runtime__export_listener_request__free_unpacked(req, NULL);
         break;
     }
-    case WD_M_LOG_BATCH: {
-        Runtime__LogEntryBatch *b = runtime__log_entry_batch__unpack(NULL, len, pb);
-        d->in_batch = true;
-        for (size_t i = 0; b && i < b->n_entries; i++) {
-            print_entry(d, b->entries[i]);
-            note_construct_failure(r, b->entries[i]);
-        }
-        d->in_batch = false;
-        if (d->logstore)
-            fflush(d->logstore);
-        if (d->batch_out.len)
-            wd_termout_write(d->tout, (const char *)d->batch_out.data, d->batch_out.len);
-        d->batch_out.len = 0;
-        runtime__log_entry_batch__free_unpacked(b, NULL);
-        wd_conn_reply(c, id, m, NULL, 0, NULL);
+    case WD_M_LOG_BATCH: /* answered by log_done, once written */
+        log_submit(d, r, memcpy(xmalloc(len ? len : 1), pb, len), len, c, id, m, false);
         break;
-    }
     case WD_M_HANDLE_TRACE_SPANS:
         trace_spans(d, pb, len);
         wd_conn_reply(c, id, m, NULL, 0, NULL);
@@ -989,6 +1090,7 @@ static void dep_closed(struct wd_conn *c, const char *reason, void *arg)
 {
     (void)reason;
     struct wd_replica *r = arg;
+    logjobs_forget(r->d, NULL, c);
     if (r->dep == c)
         r->dep = NULL;
     if (r->state != WD_R_DEAD && !r->d->stopping && r->d->rt->dep_lost)
@@ -1000,8 +1102,10 @@ void wd_replica_attach_deployer(struct wd_replica *r, int fd)
     struct wd_conn_ops ops = {.on_request = on_request, .on_close = dep_closed, .arg = r};
     char name[96];
     snprintf(name, sizeof name, "%s/%d deployerControl", r->g->short_name, r->slot);
-    if (r->dep)
+    if (r->dep) {
+        logjobs_forget(r->d, NULL, r->dep); /* closed by us: no dep_closed */
         wd_conn_close(r->dep, "replaced by a new connection");
+    }
     r->dep = wd_conn_new(r->d->loop, fd, false, r->d->bin->hdr_fmt, &ops, name);
 }
 
@@ -1019,7 +1123,7 @@ void wd_replica_output(struct wd_replica *r, const char *stream, const char *lin
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     e.time_micros = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    print_entry(r->d, &e);
+    log_one(r->d, &e, false);
 }
 
 char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
@@ -1060,6 +1164,7 @@ char *wd_deploy_new_id(void)
 
 static void free_replica(struct wd_replica *r)
 {
+    logjobs_forget(r->d, r, NULL);
     for (size_t i = 0; i < r->nasked; i++)
         free(r->asked[i]);
     free(r->asked);
@@ -1158,8 +1263,10 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     r->health_timer = NULL;
     if (r->ctl)
         wd_conn_close(r->ctl, "weavelet exited");
-    if (r->dep)
+    if (r->dep) {
+        logjobs_forget(r->d, NULL, r->dep); /* closed by us: no dep_closed */
         wd_conn_close(r->dep, "weavelet exited");
+    }
     for (size_t i = 0; i < d->nlisteners; i++)
         wd_proxy_remove_backends(d->listeners[i].proxy, r);
     unsubscribe(d, r);
@@ -1358,7 +1465,11 @@ static int open_listener(struct wd_deploy *d, const char *name, const char *comp
 
 static void free_deploy(struct wd_deploy *d)
 {
-    wd_buf_free(&d->batch_out);
+    if (d->logworker) { /* a run that failed early */
+        wd_worker_free(d->logworker);
+        d->logworker = NULL;
+        wd_loop_drain(d->loop);
+    }
     if (d->own_term) {
         wd_termout_close(d->tout, WD_TERM_CLOSE_MS);
         wd_termout_close(d->terr, WD_TERM_CLOSE_MS);
@@ -1522,6 +1633,8 @@ static int run(struct wd_deploy *d, struct wd_error **err)
         d->tout = wd_termout_new(fileno(opts->out), WD_TERM_QUEUE_BYTES, "");
         d->terr = wd_termout_new(2, WD_TERM_QUEUE_BYTES, "");
     }
+    if ((d->logworker = wd_worker_new(d->loop, LOG_QUEUE_BYTES, LOG_WORKER_NICE)) == NULL)
+        return wd_err_sys(err, errno, "start the log thread");
     build_groups(d);
     if (d->cfg->mtls) {
         /* the weavelets of an external runtime (compose) are started by someone else, with
@@ -1575,6 +1688,9 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     if (d->rt->shutdown)
         d->rt->shutdown(d);
     wd_loop_drain(d->loop); /* deferred closes, the runtime's last results */
+    wd_worker_free(d->logworker); /* the last batches written, their answers posted */
+    d->logworker = NULL;
+    wd_loop_drain(d->loop);
     if (r == 0 && d->fatal)
         r = wd_err(err, EIO, "%s", d->fatal);
     if (r == 0)

@@ -122,6 +122,9 @@ struct wd_deploy_opts {
     struct wd_termout *term_out, *term_err;
 };
 
+struct logjob;
+struct wd_worker;
+
 struct wd_listener {
     char *name;
     char *component;
@@ -162,8 +165,10 @@ struct wd_deploy {
     int64_t started_s;
     struct wd_termout *tout, *terr; /* the opts' or our own */
     bool own_term;
-    bool in_batch;          /* handling a LogEntryBatch: flush and print once at its end */
-    struct wd_buf batch_out; /* its pretty lines */
+    /* the log path (issue 16): batches are decoded, formatted and written on a thread of its
+     * own; logfmt, plainfmt and logstore belong to it while it runs */
+    struct wd_worker *logworker;
+    struct logjob *logjobs; /* submitted, their done not run yet (loop thread only) */
     struct wd_mtls *mtls; /* [docker] mtls: the deployment's CA (only in our memory), else NULL */
     int64_t restart_min_ms, restart_max_ms; /* a dead replica's restart delay, doubling */
 };
