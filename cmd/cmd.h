@@ -22,11 +22,21 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
 int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 /* internal: the manager service of a compose file (not in the usage listing) */
 int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+int wd_cmd_metrics(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+int wd_cmd_scale(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_version(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 
 /* After getopt_long returned '?': one line naming the option, for exit status 2. */
 int wd_cmd_bad_option(const char *cmd, char **argv, const char *optstring,
                       struct wd_error **err);
+
+struct wd_buf;
+/* wd_cmd_control - one call to the control API of APP's running deployer (engine/operate.h):
+ * @method @path with @body (or NULL). Returns the HTTP status with the answer in @resp, or <0
+ * with one line in *err naming @cmd: APP not running, no control socket, no answer. */
+int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
+                   const char *path, const char *body, struct wd_buf *resp,
+                   struct wd_error **err);
 
 /* Rows of text cells printed in columns as wide as their widest cell (at most 16 columns). */
 struct wd_table {

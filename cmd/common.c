@@ -1,5 +1,10 @@
-/* cmd/common.c - what every command shares: option errors and aligned tables. */
+/* cmd/common.c - what every command shares: option errors, aligned tables, and the control
+ * API of a running deployer. */
 #include "cmd/cmd.h"
+#include "engine/config.h"
+#include "engine/control.h"
+#include "engine/docker.h"
+#include "engine/state.h"
 #include "engine/util.h"
 
 #include <errno.h>
@@ -62,4 +67,40 @@ void wd_table_free(struct wd_table *t)
     free(t->rows);
     t->rows = NULL;
     t->nrows = 0;
+}
+
+#define CONTROL_TIMEOUT_MS 10000
+
+int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
+                   const char *path, const char *body, struct wd_buf *resp, struct wd_error **err)
+{
+    if (!wd_config_valid_app_name(app))
+        return wd_err(err, EINVAL, "%s: \"%s\" is not an app name (see 'weaver-docker ps')", cmd,
+                      app);
+    autodocker struct wd_docker *dk = NULL;
+    autoerr struct wd_error *cerr = NULL;
+    if (wd_docker_connect(ctx->host, &dk, &cerr) < 0)
+        dk = NULL; /* the process runtime needs no engine */
+    struct wd_deployment_rec *recs = NULL;
+    size_t n = 0;
+    long pid = 0;
+    if (wd_state_list_all(dk, app, &recs, &n, &cerr) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (recs[i].deployer_alive && strcmp(recs[i].app, app) == 0)
+                pid = recs[i].pid; /* the newest */
+    wd_state_free(recs, n);
+    if (pid == 0)
+        return wd_err(err, ENOENT, "%s: %s is not running (start it with 'weaver-docker up')", cmd,
+                      app);
+    autofree char *dir = NULL;
+    if (wd_state_dir(app, &dir, err) < 0)
+        return -EIO;
+    autofree char *sock = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, pid);
+    int status = 0;
+    autoerr struct wd_error *e = NULL;
+    if (wd_control_call(sock, method, path, body, body ? strlen(body) : 0, CONTROL_TIMEOUT_MS,
+                        &status, resp, &e) < 0)
+        return wd_err(err, EIO, "%s: the deployer of %s (pid %ld) does not answer: %s", cmd, app,
+                      pid, e->msg);
+    return status;
 }

@@ -388,6 +388,10 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
                       "%s: [docker] mtls = true needs weaver-docker up: a compose file has no "
                       "deployer to issue and check the weavelets' certificates",
                       cfg->path_shown ? cfg->path_shown : cfg->binary);
+    if (cfg->metrics_addr) /* the manager container serves no host port of its own */
+        wd_warn("%s: [docker] metrics is left out of the compose file (it needs weaver-docker "
+                "up); scrape the weavelets another way",
+                cfg->path_shown ? cfg->path_shown : cfg->binary);
     if (cfg->nsecrets && strcmp(co->output, "-") == 0)
         return wd_err(err, EINVAL,
                       "%s: [docker] secrets need an output file (-o FILE): compose puts their "

@@ -24,6 +24,8 @@ static const struct command commands[] = {
     {"down", wd_cmd_down, "stop and remove everything an app's deployment created"},
     {"ps", wd_cmd_ps, "list running apps, groups and replicas"},
     {"logs", wd_cmd_logs, "show an app's logs"},
+    {"metrics", wd_cmd_metrics, "show a running app's metrics (or serve them to Prometheus)"},
+    {"scale", wd_cmd_scale, "change the replicas of a running app's groups"},
     {"compose", wd_cmd_compose, "write a compose file that runs the app without weaver-docker"},
     {"inspect", wd_cmd_inspect, "show what a weaver binary contains (components, listeners)"},
     {"version", wd_cmd_version, "print versions"},

@@ -410,6 +410,9 @@ static int run_deployment(struct wd_config *cfg, struct wd_binary_info *bin,
         *strrchr(ldir, '/') = 0;
     autofree char *status = xasprintf("%s/" WD_STATE_STATUS_PREFIX "%d.json", ldir, (int)getpid());
     o->status_path = status;
+    autofree char *control =
+        xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%d.sock", ldir, (int)getpid());
+    o->control_path = control;
     o->on_start = create_network;
     o->on_start_arg = &run;
     terms_open(o, cfg->name);
@@ -527,8 +530,12 @@ static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct 
                        "%s is already up (processes, deployer pid %ld); run 'weaver-docker down "
                        "%s' first",
                        cfg->name, recs[i].pid, cfg->name);
-        else
-            unlink(recs[i].status_path); /* a deployer that was killed left it */
+        else { /* a deployer that was killed left them */
+            unlink(recs[i].status_path);
+            autofree char *sock =
+                xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, recs[i].pid);
+            unlink(sock);
+        }
     }
     wd_state_free(recs, n);
     if (r < 0)
@@ -542,8 +549,10 @@ static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct 
     autofree char *lp = xasprintf("%s/%lld-%d.log", dir, (long long)time(NULL), (int)getpid());
     autofree char *sp =
         xasprintf("%s/" WD_STATE_PROCESS_PREFIX "%d.json", dir, (int)getpid());
+    autofree char *cp = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%d.sock", dir, (int)getpid());
     o->log_path = lp;
     o->status_path = sp;
+    o->control_path = cp;
     terms_open(o, cfg->name);
     r = wd_deploy_run(cfg, bin, o, err);
     terms_close(o);

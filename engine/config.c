@@ -3,7 +3,8 @@
  * one apply function. Keys match exactly first, then case-insensitively (BurntSushi's rule).
  *
  * [docker] keys: replicas, listeners, groups (replicas, env, env_file, memory, cpus, pids),
- * env, env_file, host_ports, volumes, secrets, networks, extra_hosts, memory, cpus, pids, mtls.
+ * env, env_file, host_ports, volumes, secrets, networks, extra_hosts, memory, cpus, pids, mtls,
+ * metrics.
  * Files named there (env_file, bind sources, secrets) are resolved against the directory of
  * weaver.toml ("~/" = $HOME) and checked at load time; env files are read then. Keys may come
  * in any order, so environment lists and group limits are put together once the whole section
@@ -1369,6 +1370,22 @@ static int docker_groups(struct ctx *x, const struct wd_toml_kv *kv)
                       group_slot);
 }
 
+/* metrics = "localhost:9090": serve the app's metrics for Prometheus there */
+static int docker_metrics(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    int r = get_string(x, kv, &x->c->metrics_addr);
+    if (r < 0)
+        return r;
+    if (!valid_hostport(x->c->metrics_addr)) {
+        autofree char *q = qs(x->c->metrics_addr);
+        return cfail(x, kv->line,
+                     "metrics %s is not host:port (port 0-65535); write e.g. "
+                     "\"localhost:9090\"",
+                     q);
+    }
+    return 0;
+}
+
 static const struct field docker_fields[] = {
     {"replicas", docker_replicas},
     {"listeners", docker_listeners},
@@ -1384,6 +1401,7 @@ static const struct field docker_fields[] = {
     {"cpus", apply_cpus},
     {"pids", apply_pids},
     {"mtls", docker_mtls},
+    {"metrics", docker_metrics},
 };
 
 /* The part of [docker] that needs the whole section: environment lists (env_file entries, then
@@ -1676,6 +1694,7 @@ void wd_config_free(struct wd_config *c)
     if (c == NULL)
         return;
     free(c->path);
+    free(c->metrics_addr);
     free(c->name);
     free(c->binary);
     strv_free(&c->args);

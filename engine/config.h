@@ -5,7 +5,7 @@
  * every string and array in it belongs to it.
  * Section [docker] (or ["github.com/ServiceWeaver/weaver/docker"]) has the keys replicas,
  * listeners, groups, env, env_file, host_ports, volumes, secrets, networks, extra_hosts, memory,
- * cpus, pids and mtls (a groups entry: replicas, env, env_file, memory, cpus, pids); unknown keys,
+ * cpus, pids, mtls and metrics (a groups entry: replicas, env, env_file, memory, cpus, pids); unknown keys,
  * wrong types and out-of-range values are errors. Sections of other deployers ([multi], [ssh],
  * ...) and of components are not checked, only passed on.
  * Host paths in [docker] (env_file, bind sources, secrets) are relative to the config file's
@@ -122,6 +122,8 @@ struct wd_config {
     bool mtls; /* mtls = true: the data plane between weavelets is mutual TLS with certificates
                   of a per-deployment CA, and each group may call only what the binary's call
                   graph says (engine/mtls.h) */
+    char *metrics_addr; /* metrics = "host:port": Prometheus text of the app's metrics there,
+                           else NULL (engine/operate.h) */
 };
 
 #define WD_CONFIG_DEFAULT_PIDS 4096

@@ -3,6 +3,7 @@
 #include "engine/json.h"
 #include "engine/log.h"
 #include "engine/mtls.h"
+#include "engine/operate.h"
 #include "engine/proxy.h"
 #include "engine/state.h"
 #include "engine/termout.h"
@@ -119,6 +120,7 @@ static void group_add_comp(struct wd_group *g, struct wd_component *c)
 static void group_finish(struct wd_deploy *d, struct wd_group *g)
 {
     g->nreplicas = replicas_for(d, g);
+    g->want = g->nreplicas;
     g->replicas = xcalloc((size_t)g->nreplicas, sizeof *g->replicas);
 }
 
@@ -198,6 +200,12 @@ static void call_msg(struct wd_replica *r, enum wd_rpc_method m, const ProtobufC
     wd_conn_call(r->ctl, m, buf, len, fn ? fn : ignore_reply, arg);
 }
 
+void wd_replica_call(struct wd_replica *r, enum wd_rpc_method m, const ProtobufCMessage *msg,
+                     wd_call_fn fn, void *arg)
+{
+    call_msg(r, m, msg, fn, arg);
+}
+
 /* ---------- routing ---------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -212,7 +220,7 @@ static char **ready_addrs(struct wd_group *g, size_t *n)
     *n = 0;
     for (int i = 0; i < g->nreplicas; i++) {
         struct wd_replica *r = g->replicas[i];
-        if (r && r->state == WD_R_READY && r->dial_addr)
+        if (r && r->state == WD_R_READY && r->dial_addr && !r->retiring)
             v[(*n)++] = r->dial_addr;
     }
     qsort(v, *n, sizeof *v, cmp_str);
@@ -1049,7 +1057,7 @@ static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, con
                 wd_deploy_fail(d, "%s", err->msg);
             }
             l = find_listener(d, req->listener);
-            if (l) {
+            if (l && !r->retiring) {
                 autofree char *be = d->rt->backend_address(d, r, req->address);
                 wd_proxy_add_backend(l->proxy, be, r);
                 rep.proxy_address = (char *)wd_proxy_address(l->proxy);
@@ -1233,6 +1241,64 @@ static void launch_replica(struct wd_group *g, int slot, int restarts, const cha
     }
 }
 
+/* ---------- scale (issue 11) ---------- */
+#define RETIRE_DRAIN_MS 2000 /* a retired replica's calls in flight finish meanwhile */
+
+static void retire_stop(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_replica *r = arg;
+    r->retire_timer = NULL;
+    r->d->rt->stop(r->d, r, false);
+}
+
+/* Out of routing and the listeners now (new calls and connections go elsewhere), stopped after
+ * the drain; its exit is not restarted (wd_replica_exited). */
+static void retire(struct wd_replica *r)
+{
+    struct wd_deploy *d = r->d;
+    r->retiring = true;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        wd_proxy_remove_backends(d->listeners[i].proxy, r);
+    if (r->state == WD_R_READY)
+        publish_group(r->g);
+    wd_info("group %s replica %d retiring", r->g->short_name, r->slot);
+    r->retire_timer = wd_timer_add(d->loop, r->state == WD_R_READY ? RETIRE_DRAIN_MS : 0,
+                                   retire_stop, r);
+}
+
+int wd_group_scale(struct wd_group *g, int n, struct wd_error **err)
+{
+    struct wd_deploy *d = g->d;
+    if (d->rt->external)
+        return wd_err(err, ENOTSUP, "the %s runtime scales with its orchestrator, not with us",
+                      d->rt->name);
+    if (n < 1 || n > WD_CONFIG_MAX_REPLICAS)
+        return wd_err(err, EINVAL, "group %s: %d replicas is out of range (1-%d)", g->short_name,
+                      n, WD_CONFIG_MAX_REPLICAS);
+    if (d->stopping)
+        return wd_err(err, ESHUTDOWN, "%s is stopping", d->app);
+    int old = g->want;
+    g->want = n;
+    if (n > g->nreplicas) {
+        g->replicas = xrealloc(g->replicas, (size_t)n * sizeof *g->replicas);
+        for (int i = g->nreplicas; i < n; i++)
+            g->replicas[i] = NULL;
+        g->nreplicas = n;
+    }
+    wd_deploy_event(d, "info", "group %s scaled from %d to %d replica%s", g->short_name, old, n,
+                    n == 1 ? "" : "s");
+    for (int i = 0; i < g->nreplicas; i++) {
+        struct wd_replica *r = g->replicas[i];
+        if (i >= n && r && !r->retiring)
+            retire(r);
+        else if (i < n && r == NULL && g->active)
+            launch_replica(g, i, 0, NULL); /* a retiring one in the slot comes back at its exit */
+    }
+    write_status(d);
+    return 0;
+}
+
 struct restart {
     struct wd_group *g;
     int slot;
@@ -1245,7 +1311,7 @@ static void do_restart(struct wd_timer *t, void *arg)
     (void)t;
     struct restart *rs = arg;
     struct wd_group *g = rs->g;
-    if (!g->d->stopping && g->replicas[rs->slot] == NULL)
+    if (!g->d->stopping && g->replicas[rs->slot] == NULL && rs->slot < g->want)
         launch_replica(g, rs->slot, rs->restarts, rs->how);
     free(rs->how);
     free(rs);
@@ -1261,6 +1327,9 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     r->state = WD_R_DEAD;
     wd_timer_cancel(r->health_timer);
     r->health_timer = NULL;
+    wd_timer_cancel(r->retire_timer);
+    r->retire_timer = NULL;
+    wd_operate_replica_gone(d, r);
     if (r->ctl)
         wd_conn_close(r->ctl, "weavelet exited");
     if (r->dep) {
@@ -1277,11 +1346,19 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     int restarts = r->restarts;
     int64_t ran_ms = wd_now_ms() - r->started_ms;
     int slot = r->slot;
+    bool retired = r->retiring;
     char idshort[9];
     snprintf(idshort, sizeof idshort, "%.8s", r->id);
     if (d->rt->release)
         d->rt->release(d, r);
     free_replica(r);
+    if (retired && !d->stopping) {
+        wd_info("group %s replica %d (weavelet %s) retired", g->short_name, slot, idshort);
+        write_status(d);
+        if (slot < g->want && g->replicas[slot] == NULL) /* scaled up again meanwhile */
+            launch_replica(g, slot, 0, NULL);
+        return;
+    }
 
     if (d->stopping) {
         check_all_gone(d);
@@ -1290,6 +1367,11 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     if (g->has_main && code == 0) {
         wd_termout_printf(d->terr, "weaver-docker: the app's main function returned; stopping\n");
         begin_stop(d); /* with the kill fallback after the grace period */
+        return;
+    }
+    if (slot >= g->want) { /* scaled away while it was dying: no restart */
+        wd_deploy_event(d, "warn", "group %s replica %d (weavelet %s) %s", g->short_name, slot,
+                        idshort, how);
         return;
     }
     if (d->rt->external) { /* its orchestrator restarts it; it registers again */
@@ -1465,6 +1547,7 @@ static int open_listener(struct wd_deploy *d, const char *name, const char *comp
 
 static void free_deploy(struct wd_deploy *d)
 {
+    wd_operate_stop(d); /* a run that failed early */
     if (d->logworker) { /* a run that failed early */
         wd_worker_free(d->logworker);
         d->logworker = NULL;
@@ -1549,11 +1632,9 @@ static void start_reachable(struct wd_deploy *d)
  * changes (checked every second and when the loop ends). */
 #define STATUS_EVERY_MS 1000
 
-static void write_status(struct wd_deploy *d)
+cJSON *wd_deploy_status_json(struct wd_deploy *d)
 {
-    if (d->opts.status_path == NULL)
-        return;
-    autojson cJSON *j = wd_json_new_object();
+    cJSON *j = wd_json_new_object();
     wd_json_add_str(j, "app", d->app);
     wd_json_add_str(j, "deployment", d->deployment_id);
     wd_json_add_str(j, "runtime", d->rt->name);
@@ -1576,7 +1657,8 @@ static void write_status(struct wd_deploy *d)
             cJSON_AddNumberToObject(x, "replica", k);
             long pid = d->rt->pid ? d->rt->pid(d, d->groups[i]->replicas[k]) : 0;
             cJSON_AddNumberToObject(x, "pid", (double)pid);
-            wd_json_add_str(x, "state", r->state == WD_R_READY      ? "running"
+            wd_json_add_str(x, "state", r->retiring                 ? "retiring"
+                                        : r->state == WD_R_READY    ? "running"
                                         : r->state == WD_R_STARTING ? "starting"
                                                                     : "exited");
             wd_json_add_str(x, "health", r->health == RUNTIME__HEALTH_STATUS__HEALTHY ? "healthy"
@@ -1586,7 +1668,27 @@ static void write_status(struct wd_deploy *d)
             cJSON_AddNumberToObject(x, "restarts", r->restarts);
             wd_json_add_str(x, "weavelet", r->id ? r->id : "");
             wd_json_add_str(x, "last_exit", r->last_exit ? r->last_exit : "");
+            if (r->retiring)
+                cJSON_AddBoolToObject(x, "retiring", true);
         }
+    cJSON *jg = wd_json_add_array(j, "groups");
+    for (size_t i = 0; i < d->ngroups; i++) {
+        const struct wd_group *g = d->groups[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddItemToArray(jg, x);
+        wd_json_add_str(x, "name", g->name);
+        wd_json_add_str(x, "short", g->short_name);
+        cJSON_AddNumberToObject(x, "want", g->want);
+        cJSON_AddBoolToObject(x, "active", g->active);
+    }
+    return j;
+}
+
+static void write_status(struct wd_deploy *d)
+{
+    if (d->opts.status_path == NULL)
+        return;
+    autojson cJSON *j = wd_deploy_status_json(d);
     char *text = wd_json_print(j);
     if (d->status_last && strcmp(text, d->status_last) == 0) {
         free(text);
@@ -1660,6 +1762,11 @@ static int run(struct wd_deploy *d, struct wd_error **err)
             d->rt->shutdown(d);
         return r;
     }
+    if ((r = wd_operate_start(d, err)) < 0) {
+        if (d->rt->shutdown)
+            d->rt->shutdown(d);
+        return r;
+    }
     wd_termout_printf(d->terr,
                       "weaver-docker: deploying %s (deployment %.8s, %zu group%s, runtime %s%s)\n",
                       d->app, d->deployment_id, d->ngroups, d->ngroups == 1 ? "" : "s",
@@ -1677,6 +1784,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
         d->status_timer = wd_timer_add(d->loop, STATUS_EVERY_MS, status_tick, d);
     }
     r = wd_loop_run(d->loop, err);
+    wd_operate_stop(d);
     wd_timer_cancel(d->kill_timer);
     d->kill_timer = NULL;
     wd_timer_cancel(d->status_timer);

@@ -45,6 +45,7 @@ struct wd_group {
     bool active; /* replicas have been launched */
     int nreplicas;
     struct wd_replica **replicas; /* nreplicas slots, NULL while restarting */
+    int want; /* replicas asked for (config, then `scale`): slots >= want retire or stay empty */
     struct wd_mtls_cert *cert;    /* mtls: the group's key and certificate, issued when first
                                      asked for (kept for its restarted replicas); else NULL */
 };
@@ -69,6 +70,9 @@ struct wd_replica {
     char *broken; /* "COMPONENT: ERROR" when a component failed to construct in this weavelet:
                      weaver never retries it, so the replica reports unhealthy until replaced */
     struct wd_timer *health_timer;
+    bool retiring;               /* scaled away: out of routing and listeners, stopping soon */
+    struct wd_timer *retire_timer;
+    bool metrics_inflight;       /* a GetMetrics call is out (engine/operate.c) */
     void *rt; /* runtime private */
 };
 
@@ -120,10 +124,15 @@ struct wd_deploy_opts {
     /* where the pretty logs and our own lines go: never blocking the loop (termout.h); NULL:
      * made here for `out` and stderr */
     struct wd_termout *term_out, *term_err;
+    /* the control API's unix socket (engine/operate.h, docs/design/control-api.md), or NULL */
+    const char *control_path;
 };
 
 struct logjob;
 struct wd_worker;
+struct wd_operate;
+struct ProtobufCMessage;
+struct cJSON;
 
 struct wd_listener {
     char *name;
@@ -169,6 +178,7 @@ struct wd_deploy {
      * own; logfmt, plainfmt and logstore belong to it while it runs */
     struct wd_worker *logworker;
     struct logjob *logjobs; /* submitted, their done not run yet (loop thread only) */
+    struct wd_operate *op; /* the control API, metrics (engine/operate.h), or NULL */
     struct wd_mtls *mtls; /* [docker] mtls: the deployment's CA (only in our memory), else NULL */
     int64_t restart_min_ms, restart_max_ms; /* a dead replica's restart delay, doubling */
 };
@@ -198,6 +208,19 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code);
  * "deployer"). level: "info", "warn", "error". */
 void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The deployment as JSON: app, deployment, runtime, pid, started, log, listeners, replicas
+ * (group, replica, pid, state, health, restarts, weavelet, last_exit, retiring) and groups
+ * (name, short, want, active). Caller frees (cJSON_Delete). */
+struct cJSON *wd_deploy_status_json(struct wd_deploy *d);
+/* Call method @m of r's weavelet (weaveletControl) with @msg; fn gets the answer, or an error
+ * if the weavelet is not connected. fn is not called if the connection is closed by us (the
+ * replica is going): keep nothing of r in arg that outlives r. */
+void wd_replica_call(struct wd_replica *r, enum wd_rpc_method m, const struct ProtobufCMessage *msg,
+                     wd_call_fn fn, void *arg);
+/* wd_group_scale - run @n replicas of g from now on (1..WD_CONFIG_MAX_REPLICAS): new ones start
+ * and join routing and listeners when ready; extra ones leave both at once and are stopped
+ * after a short drain. Returns 0 or <0 with *err (external runtime, bad n). */
+int wd_group_scale(struct wd_group *g, int n, struct wd_error **err);
 /* Stop the whole deployment with an error message. */
 void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

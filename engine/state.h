@@ -43,6 +43,8 @@ struct wd_deployment_rec {
 /* The same file of a docker-runtime deployer, status-PID.json: what it knows before the engine
  * does (a replica healthy as soon as GetHealth answers). */
 #define WD_STATE_STATUS_PREFIX "status-"
+/* The control API of a running deployer (engine/operate.h): control-PID.sock beside them. */
+#define WD_STATE_CONTROL_PREFIX "control-"
 
 /* All deployments (of @app, or of every app when NULL), oldest first. Caller frees with
  * wd_state_free. */

@@ -233,7 +233,7 @@ static void test_docker_errors(void **state)
     expect_err(APP "[docker]\nreplica = 2\n",
                "weaver.toml:4: [docker] unknown key \"replica\" (valid keys: replicas, "
                "listeners, groups, env, env_file, host_ports, volumes, secrets, networks, "
-               "extra_hosts, memory, cpus, pids, mtls)");
+               "extra_hosts, memory, cpus, pids, mtls, metrics)");
     expect_err(APP "[docker]\n[\"github.com/ServiceWeaver/weaver/docker\"]\n",
                "weaver.toml:4: conflicting sections \"docker\" and "
                "\"github.com/ServiceWeaver/weaver/docker\"; keep only one of them");
@@ -289,7 +289,7 @@ static void test_docker_errors(void **state)
     expect_err(APP "[docker]\n\"a\\nb\" = 1\n",
                "weaver.toml:4: [docker] unknown key \"a\\u000ab\" (valid keys: replicas, "
                "listeners, groups, env, env_file, host_ports, volumes, secrets, networks, "
-               "extra_hosts, memory, cpus, pids, mtls)");
+               "extra_hosts, memory, cpus, pids, mtls, metrics)");
     expect_err(APP "[docker]\nlisteners.\"a.b\" = {}\n",
                "weaver.toml:4: [docker] listeners.\"a.b\" has no address; write "
                "listeners.\"a.b\" = {address = \"host:port\"}");

@@ -19,6 +19,8 @@
 //	GET /whoami            main=<weavelet id> cart=<weavelet id>
 //	GET /logs              logged 4 entries
 //	GET /flood?n=N         logged N lines (N info lines from Main, at full speed)
+//	                       (metrics: shop_buys counts /buy, shop_flood_lines and
+//	                       shop_last_flood record n)
 //	GET /panic             Crasher panics; its weavelet dies
 //	GET /callloop?n=N      n=N p50_us=.. p99_us=.. mean_us=.. (N Cart.Whoami calls
 //	                       from Main, timed in Main: one cross-group component call)
@@ -35,7 +37,16 @@ import (
 	"time"
 
 	"github.com/ServiceWeaver/weaver"
+	"github.com/ServiceWeaver/weaver/metrics"
 	"github.com/ServiceWeaver/weaver/runtime"
+)
+
+// The app's own metrics (the metrics tests count them): a counter, a gauge and a histogram.
+var (
+	buys       = metrics.NewCounter("shop_buys", "Items bought through /buy")
+	lastFlood  = metrics.NewGauge("shop_last_flood", "Lines asked for by the last /flood")
+	floodLines = metrics.NewHistogram("shop_flood_lines", "Lines logged per /flood request",
+		[]float64{10, 100, 1000, 10000, 100000})
 )
 
 func main() {
@@ -83,6 +94,7 @@ func serve(ctx context.Context, a *app) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		buys.Inc()
 		fmt.Fprintf(w, "bought %s: %d in cart (stock %d)\n", item, inCart, stock)
 	})
 	mux.HandleFunc("/price", func(w http.ResponseWriter, r *http.Request) {
@@ -129,6 +141,8 @@ func serve(ctx context.Context, a *app) error {
 		for i := 0; i < n; i++ {
 			logger.Info("flood", "i", i)
 		}
+		lastFlood.Set(float64(n))
+		floodLines.Put(float64(n))
 		fmt.Fprintf(w, "logged %d lines\n", n)
 	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
