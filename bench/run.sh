@@ -18,7 +18,8 @@
 #   mtls = true against without), bench/logflood.sh (log lines/s with the terminal read or
 #   not, against weaver multi; listener p99 during a flood) and bench/listener.sh (wrk's
 #   requests/s through the listener against the container directly; its listener_* lines make
-#   a row of the table); their *_ lines go into the summary, if present.
+#   a row of the table) and bench/metricscost.sh (the deployer's CPU and RSS while polling
+#   the metrics of 51 groups, against weaver multi); their *_ lines go into the summary.
 #
 # Everything created carries WEAVER_DOCKER_LABELS=org.weaver-docker.test=bench-<pid> and is
 # removed on exit (containers, networks; images are kept). App names bench-shop/bench-wide, own
@@ -324,6 +325,19 @@ while IFS= read -r l; do
     logflood_*=*) put detail "$l" ;;
     esac
 done <"$LF_OUT"
+
+# ---- metrics cost (issue 11): the deployer polling 51 groups' metrics each second, vs multi ----
+MC_OUT=$TMP/metricscost.out
+: >"$MC_OUT"
+log "bench/metricscost.sh"
+rc=0
+bash "$ROOT/bench/metricscost.sh" "$BUILD" >"$MC_OUT" || rc=$?
+[ $rc = 0 ] || put note "bench/metricscost.sh failed (exit $rc)"
+while IFS= read -r l; do
+    case $l in
+    metricscost_*=*) put detail "$l" ;;
+    esac
+done <"$MC_OUT"
 
 # ---- listener throughput (another script, issue 10): its table below, its figures in ours ----
 LS_OUT=$TMP/listener.out
