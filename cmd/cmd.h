@@ -23,6 +23,8 @@ int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
 /* internal: the manager service of a compose file (not in the usage listing) */
 int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_metrics(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+int wd_cmd_dashboard(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+int wd_cmd_profile(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_scale(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_version(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 
@@ -37,6 +39,10 @@ struct wd_buf;
 int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
                    const char *path, const char *body, struct wd_buf *resp,
                    struct wd_error **err);
+/* The same, waiting at most @timeout_ms for the answer (wd_cmd_control: 10 s). */
+int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
+                        const char *path, const char *body, int timeout_ms, struct wd_buf *resp,
+                        struct wd_error **err);
 
 /* Rows of text cells printed in columns as wide as their widest cell (at most 16 columns). */
 struct wd_table {

@@ -74,6 +74,13 @@ void wd_table_free(struct wd_table *t)
 int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
                    const char *path, const char *body, struct wd_buf *resp, struct wd_error **err)
 {
+    return wd_cmd_control_wait(ctx, cmd, app, method, path, body, CONTROL_TIMEOUT_MS, resp, err);
+}
+
+int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,
+                        const char *path, const char *body, int timeout_ms, struct wd_buf *resp,
+                        struct wd_error **err)
+{
     if (!wd_config_valid_app_name(app))
         return wd_err(err, EINVAL, "%s: \"%s\" is not an app name (see 'weaver-docker ps')", cmd,
                       app);
@@ -98,8 +105,8 @@ int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const c
     autofree char *sock = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, pid);
     int status = 0;
     autoerr struct wd_error *e = NULL;
-    if (wd_control_call(sock, method, path, body, body ? strlen(body) : 0, CONTROL_TIMEOUT_MS,
-                        &status, resp, &e) < 0)
+    if (wd_control_call(sock, method, path, body, body ? strlen(body) : 0, timeout_ms, &status,
+                        resp, &e) < 0)
         return wd_err(err, EIO, "%s: the deployer of %s (pid %ld) does not answer: %s", cmd, app,
                       pid, e->msg);
     return status;

@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"ps", wd_cmd_ps, "list running apps, groups and replicas"},
     {"logs", wd_cmd_logs, "show an app's logs"},
     {"metrics", wd_cmd_metrics, "show a running app's metrics (or serve them to Prometheus)"},
+    {"dashboard", wd_cmd_dashboard, "a running app's dashboard: call graph, metrics, logs, traces"},
+    {"profile", wd_cmd_profile, "profile a running app's replicas into one pprof file"},
     {"scale", wd_cmd_scale, "change the replicas of a running app's groups"},
     {"compose", wd_cmd_compose, "write a compose file that runs the app without weaver-docker"},
     {"inspect", wd_cmd_inspect, "show what a weaver binary contains (components, listeners)"},

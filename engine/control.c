@@ -435,8 +435,10 @@ static void append_response(struct conn *k, int status, const char *ctype, const
         ctype = "application/json";
     else if (strpbrk(ctype, "\r\n") != NULL)
         ctype = "application/octet-stream"; /* no header injection from a handler */
-    (void)wd_buf_printf(&k->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                        status, reason(status), ctype, len, want_close ? "Connection: close\r\n" : "");
+    (void)wd_buf_printf(&k->out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                        status, reason(status), ctype, len,
+                        want_close ? "Connection: close\r\n" : "");
     if (!head && len > 0)
         (void)wd_buf_append(&k->out, body, len);
 }

@@ -774,12 +774,13 @@ void wd_deploy_event(struct wd_deploy *d, const char *level, const char *fmt, ..
     free(msg);
 }
 
-static void trace_spans(struct wd_deploy *d, const uint8_t *pb, size_t len)
+static void trace_spans(struct wd_deploy *d, struct wd_replica *r, const uint8_t *pb, size_t len)
 {
     Runtime__TraceSpans *ts = runtime__trace_spans__unpack(NULL, len, pb);
     if (ts == NULL)
         return;
     d->nspans += ts->n_span;
+    wd_operate_spans(d, r, ts->span, ts->n_span);
     for (size_t i = 0; d->traces && i < ts->n_span; i++) {
         const Runtime__Span *s = ts->span[i];
         char tid[33] = "", sid[17] = "", pid[17] = "";
@@ -1076,7 +1077,7 @@ static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, con
         log_submit(d, r, memcpy(xmalloc(len ? len : 1), pb, len), len, c, id, m, false);
         break;
     case WD_M_HANDLE_TRACE_SPANS:
-        trace_spans(d, pb, len);
+        trace_spans(d, r, pb, len);
         wd_conn_reply(c, id, m, NULL, 0, NULL);
         break;
     case WD_M_GET_SELF_CERTIFICATE:
@@ -1668,6 +1669,8 @@ cJSON *wd_deploy_status_json(struct wd_deploy *d)
             cJSON_AddNumberToObject(x, "restarts", r->restarts);
             wd_json_add_str(x, "weavelet", r->id ? r->id : "");
             wd_json_add_str(x, "last_exit", r->last_exit ? r->last_exit : "");
+            if (r->dial_addr) /* where the other weavelets call it */
+                wd_json_add_str(x, "address", r->dial_addr);
             if (r->retiring)
                 cJSON_AddBoolToObject(x, "retiring", true);
         }

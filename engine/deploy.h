@@ -73,6 +73,7 @@ struct wd_replica {
     bool retiring;               /* scaled away: out of routing and listeners, stopping soon */
     struct wd_timer *retire_timer;
     bool metrics_inflight;       /* a GetMetrics call is out (engine/operate.c) */
+    struct wd_profile_job *profile; /* a GetProfile call of that job is out (engine/operate.c) */
     void *rt; /* runtime private */
 };
 
@@ -131,6 +132,7 @@ struct wd_deploy_opts {
 struct logjob;
 struct wd_worker;
 struct wd_operate;
+struct wd_profile_job;
 struct ProtobufCMessage;
 struct cJSON;
 

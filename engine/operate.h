@@ -6,6 +6,8 @@
 
 #include "engine/error.h"
 
+#include <stddef.h>
+
 struct wd_deploy;
 struct wd_replica;
 
@@ -18,6 +20,11 @@ int wd_operate_start(struct wd_deploy *d, struct wd_error **err);
 
 /* wd_operate_stop - close the sockets (the unix one is removed), stop polling, free. */
 void wd_operate_stop(struct wd_deploy *d);
+
+/* wd_operate_spans - keep the newest spans r sent (HandleTraceSpans) for the dashboard. */
+struct Runtime__Span;
+void wd_operate_spans(struct wd_deploy *d, struct wd_replica *r, struct Runtime__Span **spans,
+                      size_t n);
 
 /* wd_operate_replica_gone - r is exiting: its metrics stay counted, its stream ends. */
 void wd_operate_replica_gone(struct wd_deploy *d, struct wd_replica *r);

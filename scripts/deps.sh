@@ -9,7 +9,7 @@ libclang-rt-14-dev python3 curl ca-certificates"
 # name (a Recommends of podman, so --no-install-recommends leaves it out); and a throwaway
 # PostgreSQL cluster for the host_ports tests.
 case " $* " in *" --test "*) pkgs="$pkgs podman runc golang-github-containernetworking-plugin-dnsname
-postgresql iproute2 prometheus" ;; esac
+postgresql iproute2 prometheus chromium chromium-driver" ;; esac
 # `make bench`: wrk drives the listener throughput figures (bench/listener.sh).
 case " $* " in *" --bench "*) pkgs="$pkgs wrk" ;; esac
 missing=""

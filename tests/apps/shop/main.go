@@ -21,6 +21,8 @@
 //	GET /flood?n=N         logged N lines (N info lines from Main, at full speed)
 //	                       (metrics: shop_buys counts /buy, shop_flood_lines and
 //	                       shop_last_flood record n)
+//	GET /spin?ms=N         spun R (N ms of CPU in burnCPU, for profiles)
+//	GET /hoard?mb=N        hoarding M MiB (N MiB kept by hoardMemory, for heap profiles)
 //	GET /panic             Crasher panics; its weavelet dies
 //	GET /callloop?n=N      n=N p50_us=.. p99_us=.. mean_us=.. (N Cart.Whoami calls
 //	                       from Main, timed in Main: one cross-group component call)
@@ -61,6 +63,35 @@ type app struct {
 	cart    weaver.Ref[Cart]
 	crasher weaver.Ref[Crasher]
 	shop    weaver.Listener
+}
+
+// burnCPU spins for d and returns how many rounds it did.
+//
+//go:noinline
+func burnCPU(d time.Duration) uint64 {
+	var x, n uint64 = 1, 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		for i := 0; i < 1000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	return n + x%2
+}
+
+var hoard [][]byte
+
+// hoardMemory allocates mb MiB and keeps them; returns the MiB kept in all.
+//
+//go:noinline
+func hoardMemory(mb int) int {
+	for i := 0; i < mb; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(j)
+		}
+		hoard = append(hoard, b)
+	}
+	return len(hoard)
 }
 
 // weaveletID returns the id the deployer gave this weavelet in WEAVELET_ARGS,
@@ -144,6 +175,24 @@ func serve(ctx context.Context, a *app) error {
 		lastFlood.Set(float64(n))
 		floodLines.Put(float64(n))
 		fmt.Fprintf(w, "logged %d lines\n", n)
+	})
+	// /spin?ms=N: N ms of CPU in burnCPU (the profile test's hot function).
+	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 1 || ms > 60000 {
+			http.Error(w, "want ms=1..60000", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "spun %d\n", burnCPU(time.Duration(ms)*time.Millisecond))
+	})
+	// /hoard?mb=N: N MiB allocated by hoardMemory and kept (the heap profile test).
+	mux.HandleFunc("/hoard", func(w http.ResponseWriter, r *http.Request) {
+		mb, err := strconv.Atoi(r.URL.Query().Get("mb"))
+		if err != nil || mb < 1 || mb > 256 {
+			http.Error(w, "want mb=1..256", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "hoarding %d MiB\n", hoardMemory(mb))
 	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
 		a.Logger(r.Context()).Warn("asking Crasher to panic")
