@@ -1,4 +1,5 @@
 #include "cmd/cmd.h"
+#include "engine/control.h"
 #include "engine/docker.h"
 #include "engine/json.h"
 #include "engine/state.h"
@@ -52,6 +53,38 @@ static void sort_replicas(cJSON *arr)
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, v[i]);
     free(v);
+}
+
+#define PS_CONTROL_MS 2000 /* a deployer that does not answer by then: its status file */
+
+/* What a running deployer says of its replicas: GET /v1/status on its control socket (beside
+ * @status_file, control-PID.sock), else @status_file, the copy it rewrites when they change.
+ * NULL if neither is there. Caller frees. */
+static cJSON *deployer_view(const struct wd_deployment_rec *d, const char *status_file)
+{
+    const char *slash = status_file ? strrchr(status_file, '/') : NULL;
+    if (slash) {
+        autofree char *sock = xasprintf("%.*s/" WD_STATE_CONTROL_PREFIX "%ld.sock",
+                                        (int)(slash - status_file), status_file, d->pid);
+        struct wd_buf resp = {.max = 8 << 20};
+        int status = 0;
+        autoerr struct wd_error *e = NULL;
+        cJSON *j = NULL;
+        if (wd_control_call(sock, "GET", "/v1/status", NULL, 0, PS_CONTROL_MS, &status, &resp,
+                            &e) == 0 &&
+            status == 200)
+            j = cJSON_ParseWithLength(resp.data ? (const char *)resp.data : "", resp.len);
+        wd_buf_free(&resp);
+        if (j)
+            return j;
+    }
+    char *buf = NULL;
+    size_t blen = 0;
+    cJSON *st = NULL;
+    if (status_file && wd_read_file(status_file, 1 << 20, &buf, &blen) == 0)
+        st = cJSON_Parse(buf);
+    free(buf);
+    return st;
 }
 
 int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
@@ -124,13 +157,8 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         }
         cJSON_AddStringToObject(jd, "runtime", d->process ? "process" : "docker");
         cJSON *jr = cJSON_AddArrayToObject(jd, "replicas");
-        if (d->process) { /* the deployer's own word, from its status file */
-            char *buf = NULL;
-            size_t blen = 0;
-            cJSON *st = NULL;
-            if (d->deployer_alive && wd_read_file(d->status_path, 1 << 20, &buf, &blen) == 0)
-                st = cJSON_Parse(buf);
-            free(buf);
+        if (d->process) { /* the deployer's own word: its control API, else its status file */
+            cJSON *st = d->deployer_alive ? deployer_view(d, d->status_path) : NULL;
             const cJSON *x;
             cJSON_ArrayForEach(x, wd_json_arr(st, "replicas"))
                 cJSON_AddItemToArray(jr, cJSON_Duplicate(x, true));
@@ -144,11 +172,7 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
             autofree char *sp = xasprintf("%.*s/" WD_STATE_STATUS_PREFIX "%ld.json",
                                           (int)(strrchr(d->log_path, '/') - d->log_path),
                                           d->log_path, d->pid);
-            char *buf = NULL;
-            size_t blen = 0;
-            if (wd_read_file(sp, 1 << 20, &buf, &blen) == 0)
-                dview = cJSON_Parse(buf);
-            free(buf);
+            dview = deployer_view(d, sp);
         }
         autofree char *l0 = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, d->deployment);
         const char *labels[1] = {l0};
@@ -169,18 +193,23 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                 x, "replica",
                 (double)strtol(lab(cs[k].labels, cs[k].nlabels, WD_LABEL_REPLICA), NULL, 10));
             cJSON_AddStringToObject(x, "container", cs[k].name);
-            cJSON_AddStringToObject(x, "state", cs[k].state);
             const char *health = have && info.health ? info.health : "";
             const char *wl = lab(cs[k].labels, cs[k].nlabels, WD_LABEL_PREFIX "weavelet");
+            const char *state = cs[k].state;
             const cJSON *v;
             cJSON_ArrayForEach(v, wd_json_arr(dview, "replicas"))
             {
+                const char *vs = wd_json_str(v, "state");
+                if (*wl && vs && strcmp(vs, "retiring") == 0 &&
+                    strcmp(wd_json_str(v, "weavelet") ? wd_json_str(v, "weavelet") : "", wl) == 0)
+                    state = "retiring"; /* scaled away, draining */
                 /* the same weavelet, seen healthy by the deployer before the engine's check */
                 if (strcmp(wd_json_str(v, "weavelet") ? wd_json_str(v, "weavelet") : "", wl) == 0 &&
                     *wl && !strcmp(health, "starting") &&
                     !strcmp(wd_json_str(v, "health") ? wd_json_str(v, "health") : "", "healthy"))
                     health = "healthy (engine: starting)";
             }
+            cJSON_AddStringToObject(x, "state", state);
             cJSON_AddStringToObject(x, "health", health);
             cJSON_AddStringToObject(x, "address", have && info.ip ? info.ip : "");
             cJSON_AddNumberToObject(

@@ -145,6 +145,16 @@ check "a metrics port in use: exit != 0, names the address" \
 check "... and leaves no container behind" \
     bash -c "[ -z \"\$(docker ps -aq --filter label=org.weaver-docker.app=$APP2)\" ]"
 
+# a deployer that does not answer (stopped): one line naming it, no hang
+dpid=$(sed -n 's/.*deployer pid \([0-9]*\).*/\1/p' "$WD_TMP/up.out")
+kill -STOP "$dpid"
+on_cleanup "kill -CONT $dpid 2>/dev/null"
+"$WD_BIN" metrics "$APP" >"$WD_TMP/bad5" 2>&1; rc=$?
+kill -CONT "$dpid"
+check "metrics of a deployer that does not answer: exit != 0, one line saying so" \
+    bash -c "[ $rc != 0 ] && [ \$(wc -l <'$WD_TMP/bad5') = 1 ] && grep -q 'does not answer' '$WD_TMP/bad5'"
+check "... and it answers again once it runs" wait_for "$WD_BIN" metrics "$APP" shop_buys
+
 check "down ends it" "$WD_BIN" down "$APP"
 check "... and the control socket is gone" bash -c "! ls '$XDG_STATE_HOME'/weaver-docker/'$APP'/control-*.sock 2>/dev/null"
 
