@@ -43,7 +43,7 @@ listeners.wide = {address = "127.0.0.1:$port"}
 listeners.wide = {address = "127.0.0.1:$port"}
 EOF
 
-# cpu_rss PID SECS -> "cpu_percent rss_kib" of that process over SECS seconds
+# cpu_rss PID SECS -> "cpu_percent rss_kib rss_growth_kib" of that process over SECS seconds
 cpu_rss() {
     python3 - "$1" "$2" <<'PY'
 import os, sys, time
@@ -52,35 +52,38 @@ hz = os.sysconf("SC_CLK_TCK")
 def ticks():
     f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])
-t0, c0 = time.time(), ticks()
+def rss():
+    return int([l.split()[1] for l in open("/proc/%s/status" % pid) if l.startswith("VmRSS:")][0])
+t0, c0, r0 = time.time(), ticks(), rss()
 time.sleep(secs)
-t1, c1 = time.time(), ticks()
-rss = [l.split()[1] for l in open("/proc/%s/status" % pid) if l.startswith("VmRSS:")][0]
-print("%.2f %s" % (100.0 * (c1 - c0) / hz / (t1 - t0), rss))
+t1, c1, r1 = time.time(), ticks(), rss()
+print("%.2f %d %d" % (100.0 * (c1 - c0) / hz / (t1 - t0), r1, r1 - r0))
 PY
 }
 
 "$WD" up -d "$TMP/w.toml" >"$TMP/up.out" 2>&1 || { echo "metricscost_skipped=up failed: $(tail -1 "$TMP/up.out")"; exit 0; }
 dpid=$(sed -n 's/.*deployer pid \([0-9]*\).*/\1/p' "$TMP/up.out")
 sleep 5 # warm-up: every replica has sent its definitions
-read -r wd_cpu wd_rss <<<"$(cpu_rss "$dpid" "$SECS")"
+read -r wd_cpu wd_rss wd_grow <<<"$(cpu_rss "$dpid" "$SECS")"
 polls=$("$WD" metrics --json "$APP" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["metrics"]))')
 "$WD" down "$APP" >/dev/null 2>&1
 
-m_cpu=- m_rss=-
+m_cpu=- m_rss=- m_grow=-
 if [ -x "$WEAVER" ]; then
     (cd "$TMP" && exec setsid "$WEAVER" multi deploy w.toml >"$TMP/multi.out" 2>&1) &
     mpid=$!
     for i in $(seq 100); do curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.2; done
     sleep 5
     mp=$(pgrep -s "$mpid" -f 'weaver multi deploy' | head -1)
-    [ -n "$mp" ] && read -r m_cpu m_rss <<<"$(cpu_rss "$mp" "$SECS")"
+    [ -n "$mp" ] && read -r m_cpu m_rss m_grow <<<"$(cpu_rss "$mp" "$SECS")"
 fi
-printf '%-44s %12s %12s\n' "deployer, idle wide app (51 groups), ${SECS}s" "CPU % core" "RSS KiB"
-printf '%-44s %12s %12s\n' "weaver-docker (metrics every 1 s)" "$wd_cpu" "$wd_rss"
-printf '%-44s %12s %12s\n' "weaver multi (metrics every 1 s)" "$m_cpu" "$m_rss"
+printf '%-44s %12s %12s %12s\n' "deployer, idle wide app (51 groups), ${SECS}s" "CPU % core" "RSS KiB" "RSS growth"
+printf '%-44s %12s %12s %12s\n' "weaver-docker (metrics every 1 s)" "$wd_cpu" "$wd_rss" "$wd_grow"
+printf '%-44s %12s %12s %12s\n' "weaver multi (metrics every 1 s)" "$m_cpu" "$m_rss" "$m_grow"
 echo "metricscost_wd_cpu_percent=$wd_cpu"
 echo "metricscost_wd_rss_kib=$wd_rss"
+echo "metricscost_wd_rss_growth_kib=$wd_grow"
 echo "metricscost_multi_cpu_percent=$m_cpu"
 echo "metricscost_multi_rss_kib=$m_rss"
+echo "metricscost_multi_rss_growth_kib=$m_grow"
 echo "metricscost_series=$polls"

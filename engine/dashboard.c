@@ -460,10 +460,12 @@ static void render_edge(struct wd_buf *o, const struct node *u, const struct nod
         lx = x1 + (x2 - x1) * t;
         ly = y1 + (y2 - y1) * t + 4;
     }
-    putf(o,
-         "<text class=\"elabel\" x=\"%.1f\" y=\"%.1f\">%" PRId64 " calls, %" PRId64
-         " errors</text></g>\n",
+    putf(o, "<text class=\"elabel\" x=\"%.1f\" y=\"%.1f\">%" PRId64 " calls, %" PRId64 " errors",
          lx, ly, calls, errors);
+    double rate = gnum(j, "rate", NAN); /* calls per second lately, from the deployer */
+    if (!isnan(rate) && rate >= 0)
+        putf(o, rate >= 10 ? ", %.0f/s" : ", %.1f/s", rate);
+    put(o, "</text></g>\n");
 }
 
 static void render_graph(struct wd_buf *o, const cJSON *graph)

@@ -36,6 +36,9 @@ struct wd_operate {
     struct span_rec *spans; /* a ring of SPANS_KEPT */
     size_t nspans_seen;
     char *dash_token;       /* the dashboard's secret path element, once asked for */
+    double *edge_prev;      /* calls per call-graph edge at edge_prev_ms, for the rates */
+    double *edge_rate;      /* calls per second over the last window of >= 1 s */
+    int64_t edge_prev_ms;
     char *dash_url;
     struct wd_profile_job *profiles; /* in progress */
     struct wd_control *ctl;
@@ -482,6 +485,13 @@ static cJSON *graph_json(struct wd_operate *op)
         wd_json_add_str(o, "group", d->comps[i]->group ? d->comps[i]->group->short_name : "");
     }
     cJSON *edges = wd_json_add_array(j, "edges");
+    int64_t now = wd_now_ms();
+    bool roll = op->edge_prev == NULL || now - op->edge_prev_ms >= 1000;
+    if (op->edge_prev == NULL && d->bin->nedges) {
+        op->edge_prev = xcalloc(d->bin->nedges, sizeof *op->edge_prev);
+        op->edge_rate = xcalloc(d->bin->nedges, sizeof *op->edge_rate);
+        op->edge_prev_ms = 0; /* no window yet: no rate */
+    }
     for (size_t e = 0; e < d->bin->nedges; e++) {
         const char *src = d->bin->edges[e].src, *dst = d->bin->edges[e].dst;
         double calls = 0, errors = 0, lat_sum = 0, lat_n = 0;
@@ -510,7 +520,17 @@ static cJSON *graph_json(struct wd_operate *op)
         cJSON_AddNumberToObject(o, "calls", calls);
         cJSON_AddNumberToObject(o, "errors", errors);
         cJSON_AddNumberToObject(o, "mean_micros", lat_n > 0 ? lat_sum / lat_n : 0);
+        if (roll) {
+            if (op->edge_prev_ms > 0)
+                op->edge_rate[e] = (calls - op->edge_prev[e]) * 1000.0 /
+                                   (double)(now - op->edge_prev_ms);
+            op->edge_prev[e] = calls;
+        }
+        if (op->edge_prev_ms > 0 || !roll) /* a rate once there is a window */
+            cJSON_AddNumberToObject(o, "rate", op->edge_rate[e] < 0 ? 0 : op->edge_rate[e]);
     }
+    if (roll)
+        op->edge_prev_ms = now;
     return j;
 }
 
@@ -868,6 +888,8 @@ void wd_operate_stop(struct wd_deploy *d)
     }
     free(op->spans);
     free(op->dash_token);
+    free(op->edge_prev);
+    free(op->edge_rate);
     free(op->dash_url);
     free(op);
 }

@@ -203,6 +203,16 @@ static void test_graph_nodes_edges(void **state)
     assert_non_null(strstr(s, ">12 calls, 2 errors</text>"));
     assert_non_null(strstr(s, ">10 calls, 0 errors</text>"));
     assert_non_null(strstr(s, "<g class=\"edge err\"")); /* errors are marked */
+    free(s);
+    /* the deployer's live rate, when it has one, joins the label */
+    cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(v.graph, "edges"), 0);
+    cJSON_AddNumberToObject(e0, "rate", 12.34);
+    s = render(&dd, true);
+    assert_non_null(strstr(s, " errors, 12/s</text>"));
+    cJSON_ReplaceItemInObjectCaseSensitive(e0, "rate", cJSON_CreateNumber(0.25));
+    free(s);
+    s = render(&dd, true);
+    assert_non_null(strstr(s, " errors, 0.2/s</text>"));
     assert_non_null(strstr(s, ">shop.Pricer</text>"));
     assert_non_null(strstr(s, "in weaver.Main</text>")); /* colocated: its group shown */
     /* an edge to a component not in the list still gets a node and one edge */
