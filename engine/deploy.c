@@ -1512,6 +1512,15 @@ void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...)
     begin_stop(d);
 }
 
+void wd_deploy_stop(struct wd_deploy *d, const char *why)
+{
+    if (d->stopping)
+        return;
+    wd_termout_printf(d->terr, "weaver-docker: stopping %s (%s)\n", d->app, why);
+    wd_deploy_event(d, "info", "stopping %s: %s", d->app, why);
+    begin_stop(d);
+}
+
 static void on_signal(int sig, void *arg)
 {
     struct wd_deploy *d = arg;

@@ -223,6 +223,8 @@ void wd_replica_call(struct wd_replica *r, enum wd_rpc_method m, const struct Pr
  * and join routing and listeners when ready; extra ones leave both at once and are stopped
  * after a short drain. Returns 0 or <0 with *err (external runtime, bad n). */
 int wd_group_scale(struct wd_group *g, int n, struct wd_error **err);
+/* Stop the deployment as SIGTERM does (once), saying @why in the log and on stderr. */
+void wd_deploy_stop(struct wd_deploy *d, const char *why);
 /* Stop the whole deployment with an error message. */
 void wd_deploy_fail(struct wd_deploy *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -799,6 +799,27 @@ static void post_scale(struct wd_operate *op, struct wd_control_exchange *x,
     respond_json(x, 200, wd_deploy_status_json(d));
 }
 
+/* POST /v1/stop {"reason": "..."}: what SIGTERM does, with the reason in the log. */
+static void post_stop(struct wd_operate *op, struct wd_control_exchange *x,
+                      const struct wd_control_req *req)
+{
+    autojson cJSON *body = NULL;
+    autoerr struct wd_error *err = NULL;
+    const char *why = NULL;
+    if (req->body_len && wd_json_parse(req->body, req->body_len, "stop", &body, &err) == 0)
+        why = wd_json_str(body, "reason");
+    autofree char *clean = xstrndup(why && *why ? why : "asked through the control API", 200);
+    for (char *p = clean; *p; p++) /* one line in the log, whatever the caller sent */
+        if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    bool was = op->d->stopping;
+    cJSON *j = wd_json_new_object();
+    cJSON_AddBoolToObject(j, "stopping", true);
+    cJSON_AddBoolToObject(j, "already", was);
+    respond_json(x, 202, j);
+    wd_deploy_stop(op->d, clean);
+}
+
 /* the first @n bytes of @a are the token, compared in constant time */
 static bool token_is(const char *a, const char *token, size_t n)
 {
@@ -822,6 +843,8 @@ static void handle(void *arg, struct wd_control_exchange *x, const struct wd_con
         return respond_error(x, 404, "not found");
     if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/dashboard") == 0)
         return post_dashboard(op, x);
+    if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/stop") == 0)
+        return post_stop(op, x, req);
     if (get && strcmp(req->path, "/v1/graph") == 0)
         return respond_json(x, 200, graph_json(op));
     if (get && strcmp(req->path, "/v1/traces") == 0)

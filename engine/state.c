@@ -1,4 +1,5 @@
 #include "engine/state.h"
+#include "engine/control.h"
 #include "engine/docker_internal.h"
 #include "engine/json.h"
 #include "engine/log.h"
@@ -244,6 +245,27 @@ void wd_state_free(struct wd_deployment_rec *v, size_t n)
     free(v);
 }
 
+/* Ask a live deployer to stop through its control API (POST /v1/stop, the reason goes to its
+ * log); false if it does not answer in 2 s (then a signal does it). */
+static bool ask_to_stop(const struct wd_deployment_rec *rec)
+{
+    const char *file = rec->log_path ? rec->log_path : rec->status_path;
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (slash == NULL)
+        return false;
+    autofree char *sock = xasprintf("%.*s/" WD_STATE_CONTROL_PREFIX "%ld.sock",
+                                    (int)(slash - file), file, rec->pid);
+    autofree char *body = xasprintf("{\"reason\": \"weaver-docker down (pid %d, uid %d)\"}",
+                                    (int)getpid(), (int)getuid());
+    struct wd_buf resp = {.max = 1 << 16};
+    int status = 0;
+    autoerr struct wd_error *e = NULL;
+    int r = wd_control_call(sock, "POST", "/v1/stop", body, strlen(body), 2000, &status, &resp,
+                            &e);
+    wd_buf_free(&resp);
+    return r == 0 && status == 202;
+}
+
 int wd_state_remove(struct wd_docker *dk, const struct wd_deployment_rec *rec, int wait_ms,
                     struct wd_cleanup_stats *st, struct wd_error **err)
 {
@@ -254,7 +276,7 @@ int wd_state_remove(struct wd_docker *dk, const struct wd_deployment_rec *rec, i
             return wd_err(err, EPERM,
                           "%s is run by a deployer on host %s; run 'weaver-docker down' there",
                           rec->app, rec->host);
-        if (kill((pid_t)rec->pid, SIGTERM) == 0) {
+        if (ask_to_stop(rec) || kill((pid_t)rec->pid, SIGTERM) == 0) {
             for (int i = 0; i < wait_ms / 50 && wd_state_deployer_alive(rec->pid, rec->pid_start, NULL); i++) {
                 struct timespec ts = {0, 50000000};
                 nanosleep(&ts, NULL);

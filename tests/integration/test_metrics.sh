@@ -56,18 +56,18 @@ else: print(("%.6g" % x[field]) if isinstance(x[field], float) else x[field])' "
 CART=example.com/shop/Cart INV=example.com/shop/Inventory PRICER=example.com/shop/Pricer
 is() { [ "$(value "${@:1:4}")" = "$5" ]; }
 check "metrics --json: Cart.Add called 12 times" wait_for is serviceweaver_method_count $CART Add value 12
-check "... 2 of them errors" is serviceweaver_method_error_count $CART Add value 2
-check "... its latency histogram counts 12" is serviceweaver_method_latency_micros $CART Add count 12
-check "... whose buckets sum to the count" is serviceweaver_method_latency_micros $CART Add buckets True
-check "... reply bytes recorded for each call" is serviceweaver_method_bytes_reply $CART Add count 12
-check "Inventory.Take called 10 times, 0 errors" is serviceweaver_method_count $INV Take value 10
-check "... 0 errors" is serviceweaver_method_error_count $INV Take value 0
-check "Pricer.Price (colocated with Main: a local call) 5 times" is serviceweaver_method_count $PRICER Price value 5
-check "the app's counter shop_buys is 10" is shop_buys - - value 10
-check "the app's gauge shop_last_flood is 50" is shop_last_flood - - value 50
-check "the app's histogram shop_flood_lines: 1 observation" is shop_flood_lines - - count 1
-check "... of 50" is shop_flood_lines - - sum 50
-check "... its buckets sum to the count" is shop_flood_lines - - buckets True
+check "... 2 of them errors" wait_for is serviceweaver_method_error_count $CART Add value 2
+check "... its latency histogram counts 12" wait_for is serviceweaver_method_latency_micros $CART Add count 12
+check "... whose buckets sum to the count" wait_for is serviceweaver_method_latency_micros $CART Add buckets True
+check "... reply bytes recorded for each call" wait_for is serviceweaver_method_bytes_reply $CART Add count 12
+check "Inventory.Take called 10 times, 0 errors" wait_for is serviceweaver_method_count $INV Take value 10
+check "... 0 errors" wait_for is serviceweaver_method_error_count $INV Take value 0
+check "Pricer.Price (colocated with Main: a local call) 5 times" wait_for is serviceweaver_method_count $PRICER Price value 5
+check "the app's counter shop_buys is 10" wait_for is shop_buys - - value 10
+check "the app's gauge shop_last_flood is 50" wait_for is shop_last_flood - - value 50
+check "the app's histogram shop_flood_lines: 1 observation" wait_for is shop_flood_lines - - count 1
+check "... of 50" wait_for is shop_flood_lines - - sum 50
+check "... its buckets sum to the count" wait_for is shop_flood_lines - - buckets True
 
 "$WD_BIN" metrics "$APP" >"$WD_TMP/table.txt" 2>&1
 check "the table shows the app's metrics" grep -Eq '^shop_buys +- +10 +counter' "$WD_TMP/table.txt"
@@ -156,6 +156,8 @@ check "metrics of a deployer that does not answer: exit != 0, one line saying so
 check "... and it answers again once it runs" wait_for "$WD_BIN" metrics "$APP" shop_buys
 
 check "down ends it" "$WD_BIN" down "$APP"
+check "... asking through the control API: the reason is in the app's log" \
+    bash -c "'$WD_BIN' logs '$APP' | grep -q 'stopping $APP: weaver-docker down (pid'"
 check "... and the control socket is gone" bash -c "! ls '$XDG_STATE_HOME'/weaver-docker/'$APP'/control-*.sock 2>/dev/null"
 
 # the process runtime has the same API
