@@ -91,23 +91,27 @@ int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, co
     struct wd_deployment_rec *recs = NULL;
     size_t n = 0;
     long pid = 0;
+    char *sock = NULL;
     if (wd_state_list_all(dk, app, &recs, &n, &cerr) == 0)
         for (size_t i = 0; i < n; i++)
-            if (recs[i].deployer_alive && strcmp(recs[i].app, app) == 0)
-                pid = recs[i].pid; /* the newest */
+            if (recs[i].deployer_alive && strcmp(recs[i].app, app) == 0) { /* the newest */
+                pid = recs[i].pid;
+                free(sock);
+                sock = wd_state_control_path(&recs[i]);
+            }
     wd_state_free(recs, n);
     if (pid == 0)
         return wd_err(err, ENOENT, "%s: %s is not running (start it with 'weaver-docker up')", cmd,
                       app);
-    autofree char *dir = NULL;
-    if (wd_state_dir(app, &dir, err) < 0)
-        return -EIO;
-    autofree char *sock = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, pid);
+    if (sock == NULL)
+        return wd_err(err, ENOENT, "%s: the deployer of %s (pid %ld) has no control socket", cmd,
+                      app, pid);
     int status = 0;
     autoerr struct wd_error *e = NULL;
     if (wd_control_call(sock, method, path, body, body ? strlen(body) : 0, timeout_ms, &status,
                         resp, &e) < 0)
-        return wd_err(err, EIO, "%s: the deployer of %s (pid %ld) does not answer: %s", cmd, app,
-                      pid, e->msg);
+        status = wd_err(err, EIO, "%s: the deployer of %s (pid %ld) does not answer: %s", cmd,
+                        app, pid, e->msg);
+    free(sock);
     return status;
 }

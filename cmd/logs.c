@@ -1,5 +1,6 @@
 #include "cmd/cmd.h"
 #include "engine/config.h"
+#include "engine/control.h"
 #include "engine/deploy.h"
 #include "engine/docker.h"
 #include "engine/json.h"
@@ -293,6 +294,28 @@ static void target_free(struct target *t)
     *t = (struct target){0};
 }
 
+/* The log file a running deployer names through its control API (GET /v1/status, 2 s), or
+ * NULL (then the labels' word holds). Caller frees. */
+static char *live_log_path(const struct wd_deployment_rec *rec)
+{
+    autofree char *sock = wd_state_control_path(rec);
+    if (sock == NULL)
+        return NULL;
+    struct wd_buf resp = {.max = 8 << 20};
+    int status = 0;
+    autoerr struct wd_error *e = NULL;
+    char *path = NULL;
+    if (wd_control_call(sock, "GET", "/v1/status", NULL, 0, 2000, &status, &resp, &e) == 0 &&
+        status == 200) {
+        autojson cJSON *j = NULL;
+        if (wd_json_parse(resp.data, resp.len, "status", &j, &e) == 0 && wd_json_str(j, "log") &&
+            *wd_json_str(j, "log"))
+            path = xstrdup(wd_json_str(j, "log"));
+    }
+    wd_buf_free(&resp);
+    return path;
+}
+
 static int find_running(struct wd_docker *dk, const char *app, struct target *t,
                         struct wd_error **err)
 {
@@ -317,8 +340,11 @@ static int find_running(struct wd_docker *dk, const char *app, struct target *t,
     int r = 0;
     if (apps)
         r = wd_err(err, EINVAL, "logs: several apps are up (%s); name one", apps);
-    else if (pick)
-        *t = (struct target){xstrdup(pick->app), xstrdup(pick->deployment), xstrdup(pick->log_path)};
+    else if (pick) {
+        autofree char *live = live_log_path(pick);
+        *t = (struct target){xstrdup(pick->app), xstrdup(pick->deployment),
+                             xstrdup(live ? live : pick->log_path)};
+    }
     wd_state_free(recs, n);
     return r;
 }

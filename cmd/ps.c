@@ -57,15 +57,13 @@ static void sort_replicas(cJSON *arr)
 
 #define PS_CONTROL_MS 2000 /* a deployer that does not answer by then: its status file */
 
-/* What a running deployer says of its replicas: GET /v1/status on its control socket (beside
- * @status_file, control-PID.sock), else @status_file, the copy it rewrites when they change.
+/* What a running deployer says of its replicas: GET /v1/status on its control socket, else
+ * @status_file, the copy it rewrites when they change.
  * NULL if neither is there. Caller frees. */
 static cJSON *deployer_view(const struct wd_deployment_rec *d, const char *status_file)
 {
-    const char *slash = status_file ? strrchr(status_file, '/') : NULL;
-    if (slash) {
-        autofree char *sock = xasprintf("%.*s/" WD_STATE_CONTROL_PREFIX "%ld.sock",
-                                        (int)(slash - status_file), status_file, d->pid);
+    autofree char *sock = wd_state_control_path(d);
+    if (sock) {
         struct wd_buf resp = {.max = 8 << 20};
         int status = 0;
         autoerr struct wd_error *e = NULL;

@@ -247,14 +247,21 @@ void wd_state_free(struct wd_deployment_rec *v, size_t n)
 
 /* Ask a live deployer to stop through its control API (POST /v1/stop, the reason goes to its
  * log); false if it does not answer in 2 s (then a signal does it). */
-static bool ask_to_stop(const struct wd_deployment_rec *rec)
+char *wd_state_control_path(const struct wd_deployment_rec *rec)
 {
     const char *file = rec->log_path ? rec->log_path : rec->status_path;
     const char *slash = file ? strrchr(file, '/') : NULL;
-    if (slash == NULL)
+    if (slash == NULL || rec->pid <= 0)
+        return NULL;
+    return xasprintf("%.*s/" WD_STATE_CONTROL_PREFIX "%ld.sock", (int)(slash - file), file,
+                     rec->pid);
+}
+
+static bool ask_to_stop(const struct wd_deployment_rec *rec)
+{
+    autofree char *sock = wd_state_control_path(rec);
+    if (sock == NULL)
         return false;
-    autofree char *sock = xasprintf("%.*s/" WD_STATE_CONTROL_PREFIX "%ld.sock",
-                                    (int)(slash - file), file, rec->pid);
     autofree char *body = xasprintf("{\"reason\": \"weaver-docker down (pid %d, uid %d)\"}",
                                     (int)getpid(), (int)getuid());
     struct wd_buf resp = {.max = 1 << 16};

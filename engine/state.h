@@ -51,6 +51,9 @@ struct wd_deployment_rec {
 int wd_state_list(struct wd_docker *dk, const char *app, struct wd_deployment_rec **out,
                   size_t *n, struct wd_error **err);
 void wd_state_free(struct wd_deployment_rec *v, size_t n);
+/* The control socket of @rec's deployer (control-PID.sock beside its log or status file), or
+ * NULL if the record names neither. Caller frees. */
+char *wd_state_control_path(const struct wd_deployment_rec *rec);
 /* Deployments of the process runtime, from their status files (of @app, or of every app). */
 int wd_state_list_process(const char *app, struct wd_deployment_rec **out, size_t *n);
 /* Both kinds, the engine's first (none when @dk is NULL), each oldest first. */
