@@ -551,11 +551,14 @@ static void activate(struct wd_replica *r, const char *name, bool routed)
  * it to the log file, formats it and hands it to the terminal writer (which never blocks). The
  * weavelet gets its answer once the batch is written, so a weavelet that floods logs waits for
  * the disk, not for the loop, and routing, health, activations and listener traffic keep their
- * latency. Output lines of weavelets and our own events take the same path, so the log file
+ * latency (while the thread keeps up, under LOG_EAGER_BYTES waiting, the answer goes at once,
+ * so writing overlaps the weavelet's next batch). Output lines of weavelets and our own events
+ * take the same path, so the log file
  * keeps one order. Everything the worker touches (logstore, logfmt, plainfmt) is its own while
  * it runs; what it learns for the loop (a component that failed to construct) comes back in the
  * job, to its done function. */
 #define LOG_QUEUE_BYTES (64u << 20)
+#define LOG_EAGER_BYTES (4u << 20) /* below this much waiting, a batch is answered at once */
 #define LOG_WORKER_NICE 5
 
 struct logjob {
@@ -712,6 +715,12 @@ static void log_submit(struct wd_deploy *d, struct wd_replica *r, uint8_t *pb, s
         d->logjobs->prev = j;
     d->logjobs = j;
     if (d->logworker) {
+        /* while the thread keeps up, answer at once: the weavelet's next batch then overlaps
+         * the writing of this one; once it falls behind, the answer waits for the write */
+        if (c && wd_worker_pending(d->logworker) < LOG_EAGER_BYTES) {
+            wd_conn_reply(c, id, m, NULL, 0, NULL);
+            j->c = NULL;
+        }
         wd_worker_submit(d->logworker, log_work, log_done, j, len + sizeof *j);
     } else { /* before the worker starts or after it ended: nothing else writes now */
         log_work(j);

@@ -105,6 +105,14 @@ void wd_worker_submit(struct wd_worker *w, wd_work_fn work, wd_done_fn done, voi
     pthread_mutex_unlock(&w->mu);
 }
 
+size_t wd_worker_pending(struct wd_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->bytes;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 void wd_worker_free(struct wd_worker *w)
 {
     if (w == NULL)

@@ -26,6 +26,9 @@ struct wd_worker *wd_worker_new(struct wd_loop *l, size_t max_bytes, int nice_in
 void wd_worker_submit(struct wd_worker *w, wd_work_fn work, wd_done_fn done, void *arg,
                       size_t bytes);
 
+/* wd_worker_pending - bytes of the jobs submitted and not finished yet. */
+size_t wd_worker_pending(struct wd_worker *w);
+
 /* wd_worker_free - run what is queued, stop and join the thread. The done functions of the
  * last jobs are posted to the loop: run them with wd_loop_drain. NULL-safe. */
 void wd_worker_free(struct wd_worker *w);
