@@ -26,7 +26,7 @@ LDLIBS    += $(PKG_LIBS) -lpthread
 PROTO_SRC := $(wildcard proto/*.proto)
 PROTO_C   := $(PROTO_SRC:proto/%.proto=$(BUILD)/proto/%.pb-c.c)
 PROTO_H   := $(PROTO_C:.c=.h)
-LIB_SRC   := $(wildcard engine/*.c compose/*.c)
+LIB_SRC   := $(wildcard engine/*/*.c compose/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:.c=.o)
 CMD_SRC   := $(wildcard cmd/*.c)
 CMD_OBJ   := $(CMD_SRC:%.c=$(BUILD)/%.o)
@@ -144,7 +144,7 @@ vectors:
 	@tests/vectors/regen.sh
 
 fmt:
-	clang-format -i $(LIB_SRC) $(CMD_SRC) $(SHIM_SRC) $(wildcard engine/*.h cmd/*.h)
+	clang-format -i $(LIB_SRC) $(CMD_SRC) $(SHIM_SRC) $(wildcard engine/*/*.h cmd/*.h)
 fmt-check:
 	clang-format --dry-run --Werror $(LIB_SRC) $(CMD_SRC) $(SHIM_SRC)
 lint:

@@ -3,7 +3,7 @@
 # that wrk gets at a fixed concurrency from the shop app's GET /healthz (answered by Main
 # itself, so only the path to it is measured), in one run:
 #   ours    `weaver-docker up -d` with `listeners.shop = {address = "127.0.0.1:0"}`:
-#           wrk -> 127.0.0.1:PORT -> the deployer's relay (engine/proxy.c) -> container
+#           wrk -> 127.0.0.1:PORT -> the deployer's relay (engine/deploy/proxy.c) -> container
 #   direct  the same container's listener at its bridge address (the container's address
 #           from `ps --json`, the port from the app's own "shop ready addr=..." log line):
 #           wrk -> container

@@ -1,6 +1,6 @@
 /* bench/startn.c - `make bench` baseline: a bare create+start of N containers from one image
- * through our engine client (engine/docker.h, wd_docker_run_jobs with the default parallelism),
- * on a fresh user-defined network. The container spec is the one engine/rt_docker.c gives a
+ * through our engine client (engine/docker/docker.h, wd_docker_run_jobs with the default parallelism),
+ * on a fresh user-defined network. The container spec is the one engine/deploy/rt_docker.c gives a
  * weavelet (read-only rootfs, tmpfs /tmp, no capabilities, healthcheck, alias, numeric user)
  * minus what only a deployment has (WEAVELET_ARGS, the shim token), so the difference to
  * `weaver-docker up` is the deployer's own work. Labels: WEAVER_DOCKER_LABELS plus
@@ -11,8 +11,8 @@
  *        startn --cleanup                       -> removes everything carrying WEAVER_DOCKER_LABELS
  *                                                 and role=bench-baseline
  * Built by bench/run.sh against $BUILD/libwd.a. Not a test: no assertions on times. */
-#include "engine/docker.h"
-#include "engine/error.h"
+#include "engine/docker/docker.h"
+#include "engine/base/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

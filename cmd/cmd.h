@@ -2,7 +2,7 @@
 #ifndef WD_CMD_H
 #define WD_CMD_H
 
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +33,7 @@ int wd_cmd_bad_option(const char *cmd, char **argv, const char *optstring,
                       struct wd_error **err);
 
 struct wd_buf;
-/* wd_cmd_control - one call to the control API of APP's running deployer (engine/operate.h):
+/* wd_cmd_control - one call to the control API of APP's running deployer (engine/deploy/operate.h):
  * @method @path with @body (or NULL). Returns the HTTP status with the answer in @resp, or <0
  * with one line in *err naming @cmd: APP not running, no control socket, no answer. */
 int wd_cmd_control(struct wd_ctx *ctx, const char *cmd, const char *app, const char *method,

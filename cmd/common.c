@@ -1,11 +1,11 @@
 /* cmd/common.c - what every command shares: option errors, aligned tables, and the control
  * API of a running deployer. */
 #include "cmd/cmd.h"
-#include "engine/config.h"
-#include "engine/control.h"
-#include "engine/docker.h"
-#include "engine/state.h"
-#include "engine/util.h"
+#include "engine/weaver/config.h"
+#include "engine/deploy/control.h"
+#include "engine/docker/docker.h"
+#include "engine/deploy/state.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,17 +3,17 @@
  * The rendering is compose/compose.c; this file gathers its inputs and builds the image. */
 #include "compose/compose.h"
 #include "cmd/cmd.h"
-#include "engine/binary.h"
-#include "engine/config.h"
-#include "engine/deploy.h"
-#include "engine/docker.h"
-#include "engine/http.h"
-#include "engine/image.h"
-#include "engine/log.h"
-#include "engine/proxy.h"
-#include "engine/rt_compose.h"
-#include "engine/secrets.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/weaver/config.h"
+#include "engine/deploy/deploy.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/http.h"
+#include "engine/docker/image.h"
+#include "engine/base/log.h"
+#include "engine/deploy/proxy.h"
+#include "engine/deploy/rt_compose.h"
+#include "engine/deploy/secrets.h"
+#include "engine/base/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,7 +62,7 @@ static const char compose_usage[] =
 
 /* ---- inputs (the same checks as `up`) ---- */
 
-/* ---- groups, as engine/deploy.c forms them: [serviceweaver] colocate, then one group for
+/* ---- groups, as engine/deploy/deploy.c forms them: [serviceweaver] colocate, then one group for
  * every other component ---- */
 
 struct grp {
@@ -114,7 +114,7 @@ static struct grp *make_groups(const struct wd_config *cfg, const struct wd_bina
         if (!grouped(g, ng, c))
             grp_add(&g[ng++], c);
     }
-    char **names = xcalloc(ng + 1, sizeof *names); /* as engine/deploy.c numbers them */
+    char **names = xcalloc(ng + 1, sizeof *names); /* as engine/deploy/deploy.c numbers them */
     for (size_t i = 0; i < ng; i++)
         names[i] = g[i].service;
     wd_unique_names(names, ng);

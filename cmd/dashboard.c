@@ -1,8 +1,8 @@
 /* weaver-docker dashboard [--open] APP: the address of the running app's dashboard, served by
  * its deployer on a loopback port under a secret path (POST /v1/dashboard). */
 #include "cmd/cmd.h"
-#include "engine/json.h"
-#include "engine/util.h"
+#include "engine/docker/json.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 #include "cmd/cmd.h"
-#include "engine/docker.h"
-#include "engine/docker_internal.h"
-#include "engine/json.h"
-#include "engine/state.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/docker_internal.h"
+#include "engine/docker/json.h"
+#include "engine/deploy/state.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

@@ -1,7 +1,7 @@
 #include "cmd/cmd.h"
-#include "engine/binary.h"
-#include "engine/config.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/weaver/config.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <getopt.h>

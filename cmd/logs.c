@@ -1,12 +1,12 @@
 #include "cmd/cmd.h"
-#include "engine/config.h"
-#include "engine/control.h"
-#include "engine/deploy.h"
-#include "engine/docker.h"
-#include "engine/json.h"
-#include "engine/logfmt.h"
-#include "engine/state.h"
-#include "engine/util.h"
+#include "engine/weaver/config.h"
+#include "engine/deploy/control.h"
+#include "engine/deploy/deploy.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/json.h"
+#include "engine/weaver/logfmt.h"
+#include "engine/deploy/state.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

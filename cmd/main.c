@@ -1,7 +1,7 @@
 /* weaver-docker: a Service Weaver deployer for the Docker and Podman engines. */
 #include "cmd/cmd.h"
-#include "engine/log.h"
-#include "engine/util.h"
+#include "engine/base/log.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,12 +1,12 @@
 /* `weaver-docker manage`: the manager service of a compose file (docs/design/compose.md). Not
  * meant to be run by hand: `weaver-docker compose` writes its command line and environment. */
 #include "cmd/cmd.h"
-#include "engine/binary.h"
-#include "engine/config.h"
-#include "engine/deploy.h"
-#include "engine/log.h"
-#include "engine/rt_compose.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/weaver/config.h"
+#include "engine/deploy/deploy.h"
+#include "engine/base/log.h"
+#include "engine/deploy/rt_compose.h"
+#include "engine/base/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* weaver-docker metrics [--json|--prometheus] [-a] APP [FILTER]: the metrics a running app's
  * deployer collects from its replicas (GET /v1/metrics, or /metrics for the Prometheus text). */
 #include "cmd/cmd.h"
-#include "engine/deploy.h"
-#include "engine/json.h"
-#include "engine/util.h"
+#include "engine/deploy/deploy.h"
+#include "engine/docker/json.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

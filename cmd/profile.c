@@ -1,8 +1,8 @@
 /* weaver-docker profile [--type cpu|heap] [--duration 10s] [-o FILE] APP: a CPU or heap
  * profile of every replica of a running app, merged into one pprof file (GET /v1/profile). */
 #include "cmd/cmd.h"
-#include "engine/json.h"
-#include "engine/util.h"
+#include "engine/docker/json.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

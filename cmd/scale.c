@@ -1,9 +1,9 @@
 /* weaver-docker scale APP GROUP=N...: change the replicas of a running app's groups through its
  * deployer's control API (POST /v1/scale). */
 #include "cmd/cmd.h"
-#include "engine/config.h"
-#include "engine/json.h"
-#include "engine/util.h"
+#include "engine/weaver/config.h"
+#include "engine/docker/json.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

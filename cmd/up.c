@@ -1,16 +1,16 @@
 #include "cmd/cmd.h"
-#include "engine/binary.h"
-#include "engine/config.h"
-#include "engine/deploy.h"
-#include "engine/docker.h"
-#include "engine/image.h"
-#include "engine/log.h"
-#include "engine/proxy.h"
-#include "engine/rt_docker.h"
-#include "engine/secrets.h"
-#include "engine/state.h"
-#include "engine/termout.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/weaver/config.h"
+#include "engine/deploy/deploy.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/image.h"
+#include "engine/base/log.h"
+#include "engine/deploy/proxy.h"
+#include "engine/deploy/rt_docker.h"
+#include "engine/deploy/secrets.h"
+#include "engine/deploy/state.h"
+#include "engine/base/termout.h"
+#include "engine/base/util.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -192,7 +192,7 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
                  * its config section): the app cannot become ready */
                 if (strstr(buf, "Failed to construct") && deadline > wd_now_ms() + 3000)
                     deadline = wd_now_ms() + 3000;
-                /* our own word on it (engine/deploy.c note_construct_failure): no need to wait */
+                /* our own word on it (engine/deploy/deploy.c note_construct_failure): no need to wait */
                 if (strstr(buf, "weaver does not retry it"))
                     deadline = wd_now_ms();
             } else if (strncmp(buf, "ready", 5) == 0) {
@@ -279,7 +279,7 @@ static int ensure_volumes(struct wd_docker *dk, const struct wd_config *cfg, str
     return 0;
 }
 
-/* The running deployment's terminal writers (engine/termout.h): while they exist, our lines go
+/* The running deployment's terminal writers (engine/base/termout.h): while they exist, our lines go
  * through them, so a paused terminal blocks nobody. */
 static struct wd_termout *term_err;
 

@@ -3,7 +3,7 @@
  * anything that could become a number, bool or null ("3.8", "10s", "on"), literal for the
  * multi-line config. */
 #include "compose/compose.h"
-#include "engine/rt_docker.h"
+#include "engine/deploy/rt_docker.h"
 
 #include <errno.h>
 #include <stdbool.h>

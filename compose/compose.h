@@ -6,9 +6,9 @@
 #ifndef WD_COMPOSE_COMPOSE_H
 #define WD_COMPOSE_COMPOSE_H
 
-#include "engine/docker.h"
-#include "engine/error.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/base/error.h"
+#include "engine/base/util.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/link.h"
+#include "engine/base/link.h"
 
 #define SHIM_TOKEN_LEN WD_LINK_TOKEN_LEN /* raw bytes; 64 hex chars in WEAVER_SHIM_TOKEN */
 #define SHIM_DEFAULT_PORT 7071

@@ -1,4 +1,4 @@
-/* tests/drivers/engine_driver.c - command-line front end to engine/docker.h and engine/image.h
+/* tests/drivers/engine_driver.c - command-line front end to engine/docker/docker.h and engine/docker/image.h
  * for tests/integration/test_engine.sh and bench/engine.sh. Built by those scripts against
  * libwd.a. Prints key=value lines; on failure "error: <ERRNAME>: <message>" and exit 1.
  * Also fake engines for the bad-input tests: serve-garbage and a proxy that can be killed. */
@@ -17,11 +17,11 @@
 
 #include <curl/curl.h>
 
-#include "engine/docker.h"
-#include "engine/error.h"
-#include "engine/image.h"
-#include "engine/log.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/base/error.h"
+#include "engine/docker/image.h"
+#include "engine/base/log.h"
+#include "engine/base/util.h"
 
 static const char *errname(int e)
 {

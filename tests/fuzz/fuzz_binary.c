@@ -1,9 +1,9 @@
-/* tests/fuzz/fuzz_binary.c - engine/binary.c on arbitrary bytes: ELF headers, section and
+/* tests/fuzz/fuzz_binary.c - engine/weaver/binary.c on arbitrary bytes: ELF headers, section and
  * program header tables, markers, Go build info and the dynamic section are all untrusted.
  * Every successful result is checked for the invariants callers rely on. Corpus:
  * corpus/binary/ (small synthetic ELF files). */
-#include "engine/binary.h"
-#include "engine/error.h"
+#include "engine/weaver/binary.h"
+#include "engine/base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,9 @@
-/* tests/fuzz/fuzz_control.c - wd_control_parse (engine/control.c) on arbitrary bytes: the
+/* tests/fuzz/fuzz_control.c - wd_control_parse (engine/deploy/control.c) on arbitrary bytes: the
  * control API's request line, headers, percent-encoded path and Content-Length body all come
  * from outside (the TCP listener serves anyone who can reach it). Checks the invariants the
  * server relies on. Corpus: corpus/control/. */
-#include "engine/control.h"
-#include "engine/util.h"
+#include "engine/deploy/control.h"
+#include "engine/base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

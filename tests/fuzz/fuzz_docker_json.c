@@ -1,9 +1,9 @@
 /* Fuzz target: every JSON reply decoder of the engine client on one document, plus the error
  * text extraction and classification of raw bodies. */
-#include "engine/docker.h"
-#include "engine/docker_internal.h"
-#include "engine/error.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/docker_internal.h"
+#include "engine/base/error.h"
+#include "engine/base/util.h"
 
 #include <stddef.h>
 #include <stdint.h>

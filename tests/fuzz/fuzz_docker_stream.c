@@ -1,8 +1,8 @@
 /* Fuzz target: the logs/attach stream demultiplexer and the events/progress line splitter.
  * Byte 0: bit 0 = TTY stream, bit 1 = line splitter instead; byte 1: chunk size (1..256). */
-#include "engine/docker_internal.h"
-#include "engine/error.h"
-#include "engine/util.h"
+#include "engine/docker/docker_internal.h"
+#include "engine/base/error.h"
+#include "engine/base/util.h"
 
 #include <stddef.h>
 #include <stdint.h>

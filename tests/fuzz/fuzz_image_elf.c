@@ -1,6 +1,6 @@
-/* Fuzz target: the minimal ELF reader of engine/image.c (PT_INTERP, DT_NEEDED, e_machine). */
-#include "engine/error.h"
-#include "engine/image.h"
+/* Fuzz target: the minimal ELF reader of engine/docker/image.c (PT_INTERP, DT_NEEDED, e_machine). */
+#include "engine/base/error.h"
+#include "engine/docker/image.h"
 
 #include <stddef.h>
 #include <stdint.h>

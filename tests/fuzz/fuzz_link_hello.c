@@ -1,10 +1,10 @@
 /* Fuzz target for the link hellos the deployer side reads from the network: the compose
- * manager's parser of a shim's hello (wd_compose_hello_parse, engine/rt_compose.c) and the form
- * check of the 40-byte hello shared with the shim (wd_link_hello_form, engine/link.h).
+ * manager's parser of a shim's hello (wd_compose_hello_parse, engine/deploy/rt_compose.c) and the form
+ * check of the 40-byte hello shared with the shim (wd_link_hello_form, engine/base/link.h).
  * Invariants: the parser never reads past len, asks for more than it was given only when it
  * answers 0, and what it accepts is a well-formed hello whose name is printable. */
-#include "engine/link.h"
-#include "engine/rt_compose.h"
+#include "engine/base/link.h"
+#include "engine/deploy/rt_compose.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,20 +1,20 @@
 /* tests/fuzz/fuzz_mtls.c - the certificate chains weavelets forward (VerifyClientCertificate,
- * VerifyServerCertificate) through engine/mtls.c's verifier, as arbitrary bytes.
+ * VerifyServerCertificate) through engine/deploy/mtls.c's verifier, as arbitrary bytes.
  * Input: one mode byte, then the rest.
  *   mode & 3 == 0  the rest is a chain: certificates as [u16 big-endian length][DER bytes]...
  *                  (a length past the end takes what is left); more than WD_MTLS_MAX_CHAIN
  *                  certificates are passed on as they are
  *   mode & 3 == 1  the rest is a VerifyServerCertificateRequest / VerifyClientCertificateRequest
- *                  protobuf, unpacked as the deployer does (engine/deploy.c)
+ *                  protobuf, unpacked as the deployer does (engine/deploy/deploy.c)
  *   mode & 3 == 2  our own genuine leaf, its bytes XORed with the rest (tampered certificates)
  *   mode & 3 == 3  our genuine leaf first, then the rest framed as in mode 0 (junk chains)
  *   mode & 4       verify as the server side's chain (else the client's)
  * Invariants: the verifier never reads out of bounds (ASan), answers 0 or -EINVAL/-EMSGSIZE,
  * and whatever it accepts names a certificate we issued: a name of [a-z0-9.-], 1-63 bytes.
  * Corpus: corpus/mtls/. */
-#include "engine/error.h"
-#include "engine/mtls.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/deploy/mtls.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

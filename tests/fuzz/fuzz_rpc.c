@@ -1,9 +1,9 @@
-/* tests/fuzz/fuzz_rpc.c - the RPC framing and decoders of engine/rpc.c on arbitrary bytes:
+/* tests/fuzz/fuzz_rpc.c - the RPC framing and decoders of engine/weaver/rpc.c on arbitrary bytes:
  * the input is a byte stream fed to a frame reader in varying chunk sizes; each frame's payload
  * goes through every decoder (both request header generations, arguments, results, error
  * lists) and the protoc-c unpackers of the messages the deployer reads. Corpus: corpus/rpc/. */
-#include "engine/rpc.h"
-#include "engine/util.h"
+#include "engine/weaver/rpc.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-/* Fuzz target for engine/toml.c (and engine/config.c on the same input). Besides not crashing,
+/* Fuzz target for engine/weaver/toml.c (and engine/weaver/config.c on the same input). Besides not crashing,
  * it checks the re-encoder: whatever parses must emit text that parses back to the same tree,
  * (checked as emit(parse(emit(t))) == emit(t)),
  * and every error must be one "FILE:LINE: ..." line. */
-#include "engine/config.h"
-#include "engine/error.h"
-#include "engine/toml.h"
-#include "engine/util.h"
+#include "engine/weaver/config.h"
+#include "engine/base/error.h"
+#include "engine/weaver/toml.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <stdint.h>

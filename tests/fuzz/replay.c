@@ -1,6 +1,6 @@
 /* Replays fuzz corpus files through a target's LLVMFuzzerTestOneInput, so gcc and ASan builds
  * run the same targets as regression tests. Usage: fuzz_x FILE_OR_DIR... */
-#include "engine/util.h"
+#include "engine/base/util.h"
 
 #include <dirent.h>
 #include <stdio.h>

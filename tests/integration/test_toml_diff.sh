@@ -1,5 +1,5 @@
 #!/bin/bash
-# Differential test of the TOML reader (engine/toml.c) against Python's tomllib, over the corpus
+# Differential test of the TOML reader (engine/weaver/toml.c) against Python's tomllib, over the corpus
 # in tests/toml/{valid,invalid}/. Needs no engine. Uses the build dir of $WD_BIN.
 . "$(dirname "$0")/lib.sh"
 build=$(dirname "$WD_BIN")

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Differential test of engine/toml.c against Python's tomllib (python3 >= 3.11).
+# Differential test of engine/weaver/toml.c against Python's tomllib (python3 >= 3.11).
 #   tests/toml/difftest.sh BUILD_DIR
 # Builds a small JSON-dumping driver against BUILD_DIR/libwd.a, then:
 #   tests/toml/valid/*.toml    must parse in both, to the same typed tree (toml-test JSON form)
@@ -18,9 +18,9 @@ tmp=$(mktemp -d /tmp/wd-tomldiff.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 cat > "$tmp/toml2json.c" <<'C'
-#include "engine/error.h"
-#include "engine/toml.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/weaver/toml.h"
+#include "engine/base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

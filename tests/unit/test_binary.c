@@ -1,10 +1,10 @@
-/* tests/unit/test_binary.c - engine/binary.c on synthetic ELF files built here (no Go needed),
+/* tests/unit/test_binary.c - engine/weaver/binary.c on synthetic ELF files built here (no Go needed),
  * on /bin/ls (a dynamic executable) and, when tests/apps/build.sh has run, on real weaver apps
  * in build/go/apps/. */
 #include "tests/unit/wd_test.h"
-#include "engine/binary.h"
-#include "engine/error.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/base/error.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/* compose/compose.c rendering and the manager's hello parser (engine/rt_compose.c). */
+/* compose/compose.c rendering and the manager's hello parser (engine/deploy/rt_compose.c). */
 #include "compose/compose.h"
-#include "engine/error.h"
-#include "engine/rt_compose.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/deploy/rt_compose.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <errno.h>

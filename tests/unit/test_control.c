@@ -1,9 +1,9 @@
-/* Unit tests for engine/control.c: the request parser on its own, then a real server on a loop
+/* Unit tests for engine/deploy/control.c: the request parser on its own, then a real server on a loop
  * (its own thread) in a temporary directory, called with wd_control_call and raw sockets. */
-#include "engine/control.h"
-#include "engine/error.h"
-#include "engine/loop.h"
-#include "engine/util.h"
+#include "engine/deploy/control.h"
+#include "engine/base/error.h"
+#include "engine/base/loop.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <arpa/inet.h>

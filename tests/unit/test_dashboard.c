@@ -3,8 +3,8 @@
  * fragment, the log filter, a trace timeline, the output bounds, and data that is missing or of
  * the wrong JSON type. */
 #include "tests/unit/wd_test.h"
-#include "engine/dashboard.h"
-#include "engine/util.h"
+#include "engine/deploy/dashboard.h"
+#include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #include "tests/unit/wd_test.h"
-#include "engine/deploy.h"
-#include "engine/error.h"
+#include "engine/deploy/deploy.h"
+#include "engine/base/error.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* Unit tests for the pure parts of the engine client: reply decoders (on replies captured from
  * Docker 20.10.24 and Podman 4.3.1 in tests/fixtures/engine/), request builders, the stream
  * demultiplexer, the line splitter, error mapping, version negotiation and label parsing. */
-#include "engine/docker.h"
-#include "engine/docker_internal.h"
-#include "engine/error.h"
-#include "engine/json.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/docker/docker_internal.h"
+#include "engine/base/error.h"
+#include "engine/docker/json.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
-/* Unit tests for engine/http.c: header parsing, escaping, and the transport error mapping
+/* Unit tests for engine/docker/http.c: header parsing, escaping, and the transport error mapping
  * against a canned HTTP server on a private unix socket (no engine needed). */
-#include "engine/error.h"
-#include "engine/http.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/docker/http.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <errno.h>

@@ -1,9 +1,9 @@
-/* Unit tests for engine/image.c: the ELF reader on crafted binaries, the content-addressed tag,
+/* Unit tests for engine/docker/image.c: the ELF reader on crafted binaries, the content-addressed tag,
  * deterministic layer/archive bytes, the docker-archive layout and the /build context. */
-#include "engine/docker.h"
-#include "engine/error.h"
-#include "engine/image.h"
-#include "engine/util.h"
+#include "engine/docker/docker.h"
+#include "engine/base/error.h"
+#include "engine/docker/image.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <errno.h>
@@ -301,7 +301,7 @@ static void test_plan_errors(void **state)
     assert_int_equal(wd_image_plan_make(&s, NULL, 0, &p, &err), -ELIBACC);
     assert_non_null(strstr(err->msg, "CGO_ENABLED=0"));
     wd_err_free(&err);
-    /* facts supplied by the caller (engine/binary.h) take precedence over the file's */
+    /* facts supplied by the caller (engine/weaver/binary.h) take precedence over the file's */
     s.interp = NULL;
     s.needed = needed;
     s.nneeded = 1;

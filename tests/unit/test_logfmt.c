@@ -1,8 +1,8 @@
 /* tests/unit/test_logfmt.c - weaver's pretty log format (weaver-protocol.md §7.5) and the JSON
  * form. Runs with TZ=UTC. */
 #include "tests/unit/wd_test.h"
-#include "engine/logfmt.h"
-#include "engine/util.h"
+#include "engine/weaver/logfmt.h"
+#include "engine/base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
-/* tests/unit/test_metrics.c - engine/metrics.c: GetMetricsReply streams built with protobuf-c,
+/* tests/unit/test_metrics.c - engine/deploy/metrics.c: GetMetricsReply streams built with protobuf-c,
  * rendered as Prometheus text and JSON. */
 #include "tests/unit/wd_test.h"
-#include "engine/metrics.h"
-#include "engine/util.h"
+#include "engine/deploy/metrics.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,10 +1,10 @@
-/* tests/unit/test_mtls.c - engine/mtls.c: the deployment CA, group certificates, chain
+/* tests/unit/test_mtls.c - engine/deploy/mtls.c: the deployment CA, group certificates, chain
  * verification (good, forged, malformed) and the call-graph policy, on the shop app's graph. */
 #include "tests/unit/wd_test.h"
-#include "engine/binary.h"
-#include "engine/error.h"
-#include "engine/mtls.h"
-#include "engine/util.h"
+#include "engine/weaver/binary.h"
+#include "engine/base/error.h"
+#include "engine/deploy/mtls.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <string.h>

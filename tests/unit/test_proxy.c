@@ -1,11 +1,11 @@
-/* Unit tests for engine/proxy.c, the listener relay, on loopback sockets (no engine needed):
+/* Unit tests for engine/deploy/proxy.c, the listener relay, on loopback sockets (no engine needed):
  * a megabyte each way through its 64 KiB buffers, half-closes passed on in both directions,
  * bytes a client sends before the backend has accepted, many connections at once, and a
  * refusal while there is no backend. The relay's loop runs on a thread of its own. */
-#include "engine/error.h"
-#include "engine/loop.h"
-#include "engine/proxy.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/base/loop.h"
+#include "engine/deploy/proxy.h"
+#include "engine/base/util.h"
 #include "tests/unit/wd_test.h"
 
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 #include "tests/unit/wd_test.h"
-#include "engine/error.h"
-#include "engine/toml.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/weaver/toml.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <math.h>

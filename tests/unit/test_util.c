@@ -1,6 +1,6 @@
 #include "tests/unit/wd_test.h"
-#include "engine/error.h"
-#include "engine/util.h"
+#include "engine/base/error.h"
+#include "engine/base/util.h"
 
 #include <errno.h>
 #include <string.h>

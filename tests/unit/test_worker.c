@@ -1,7 +1,7 @@
-/* engine/worker.c: jobs run in order on another thread, their done functions on the loop's
+/* engine/base/worker.c: jobs run in order on another thread, their done functions on the loop's
  * thread, and the byte bound holds the submitter back instead of growing without end. */
-#include "engine/loop.h"
-#include "engine/worker.h"
+#include "engine/base/loop.h"
+#include "engine/base/worker.h"
 #include "tests/unit/wd_test.h"
 
 #include <pthread.h>

@@ -1,0 +1,338 @@
+#include "engine/weaver/conn.h"
+#include "engine/base/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define READ_CHUNK 65536
+#define MAX_OUT (256u << 20) /* a stuck peer must not grow us forever */
+
+struct call {
+    uint64_t id;
+    wd_call_fn fn;
+    void *arg;
+    struct call *next;
+};
+
+struct wd_conn {
+    struct wd_loop *loop;
+    struct wd_watch *watch;
+    int fd;
+    bool client;
+    enum wd_rpc_hdr_fmt fmt;
+    struct wd_conn_ops ops;
+    char *name;
+    struct wd_rpc_reader rd;
+    struct wd_buf out;     /* bytes ready for the socket */
+    struct wd_buf pending; /* client requests waiting for the handshake */
+    bool handshaken;
+    uint64_t next_id;
+    struct call *calls;
+    bool closing;
+    bool detached; /* closed by its owner: no more callbacks */
+    char *close_reason;
+};
+
+static bool trace_frames;
+void wd_conn_set_trace(bool on) { trace_frames = on; }
+
+static void trace(const struct wd_conn *c, const char *dir, const uint8_t *p, size_t n)
+{
+    if (!trace_frames)
+        return;
+    fprintf(stderr, "trace %s %s ", c->name, dir);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%02x", p[i]);
+    fputc('\n', stderr);
+}
+
+static void update_watch(struct wd_conn *c)
+{
+    if (c->watch)
+        wd_watch_set(c->watch, WD_EV_IN | (c->out.len ? WD_EV_OUT : 0));
+}
+
+static void finish(struct wd_conn *c)
+{
+    wd_watch_free(c->watch);
+    c->watch = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    while (c->calls) {
+        struct call *k = c->calls;
+        c->calls = k->next;
+        if (!c->detached)
+            k->fn(c, c->close_reason, NULL, 0, k->arg);
+        free(k);
+    }
+    if (c->ops.on_close && !c->detached)
+        c->ops.on_close(c, c->close_reason, c->ops.arg);
+    wd_rpc_reader_free(&c->rd);
+    wd_buf_free(&c->out);
+    wd_buf_free(&c->pending);
+    free(c->close_reason);
+    free(c->name);
+    free(c);
+}
+
+static void finish_later(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    finish(arg);
+}
+
+/* Closing is always completed from a fresh loop turn, so no caller ever sees its connection
+ * freed under its feet; until then the connection is inert. */
+static void conn_fail(struct wd_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_reason = xasprintf("%s: %s", c->name, reason ? reason : "closed");
+    wd_watch_free(c->watch);
+    c->watch = NULL;
+    wd_timer_add(c->loop, 0, finish_later, c);
+}
+
+void wd_conn_close(struct wd_conn *c, const char *reason)
+{
+    if (c == NULL)
+        return;
+    c->detached = true;
+    conn_fail(c, reason);
+}
+
+static void flush(struct wd_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == ENOTCONN)
+                break;
+            conn_fail(c, strerror(errno));
+            return;
+        }
+        wd_buf_consume(&c->out, (size_t)n);
+    }
+    update_watch(c);
+}
+
+static void queue(struct wd_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->closing)
+        return;
+    trace(c, ">", p, n);
+    if (wd_buf_append(&c->out, p, n) < 0) {
+        conn_fail(c, "peer is not reading (output buffer full)");
+        return;
+    }
+    flush(c);
+}
+
+static void handle_frame(struct wd_conn *c, const struct wd_rpc_frame_hdr *h, const uint8_t *p)
+{
+    if (h->type == WD_RPC_VERSION) {
+        if (wd_rpc_version_check(h, p) < 0) {
+            conn_fail(c, "bad version message");
+            return;
+        }
+        if (!c->client) { /* a server answers every version message */
+            uint8_t v[20];
+            wd_rpc_version_encode(v);
+            queue(c, v, sizeof v);
+        } else if (!c->handshaken) {
+            c->handshaken = true;
+            if (c->pending.len) {
+                struct wd_buf b = c->pending;
+                c->pending = (struct wd_buf){0};
+                queue(c, b.data, b.len);
+                wd_buf_free(&b);
+            }
+        }
+        return;
+    }
+    if (c->client) {
+        if (h->type != WD_RPC_RESPONSE && h->type != WD_RPC_RESPONSE_ERROR) {
+            conn_fail(c, "unexpected message type from server");
+            return;
+        }
+        struct call **pp = &c->calls;
+        while (*pp && (*pp)->id != h->id)
+            pp = &(*pp)->next;
+        if (*pp == NULL)
+            return; /* a reply to a call we gave up on */
+        struct call *k = *pp;
+        *pp = k->next;
+        if (h->type == WD_RPC_RESPONSE_ERROR) {
+            char *msg = NULL;
+            size_t used = 0;
+            if (wd_rpc_errlist_decode(p, h->len, &msg, &used) < 0 || msg == NULL) {
+                free(msg);
+                msg = xstrdup("malformed error reply");
+            }
+            k->fn(c, msg, NULL, 0, k->arg);
+            free(msg);
+        } else {
+            bool has = false;
+            const uint8_t *pb = NULL;
+            size_t n = 0;
+            char *msg = NULL;
+            if (wd_rpc_result_decode(p, h->len, &has, &pb, &n, &msg) < 0)
+                k->fn(c, "malformed reply", NULL, 0, k->arg);
+            else
+                k->fn(c, msg, pb, n, k->arg);
+            free(msg);
+        }
+        free(k);
+        return;
+    }
+    /* server */
+    if (h->type == WD_RPC_CANCEL)
+        return; /* our handlers answer promptly; nothing to cancel */
+    if (h->type != WD_RPC_REQUEST) {
+        conn_fail(c, "unexpected message type from client");
+        return;
+    }
+    struct wd_rpc_reqhdr rh;
+    const uint8_t *args = NULL;
+    size_t alen = 0;
+    if (wd_rpc_request_decode(c->fmt, p, h->len, &rh, &args, &alen) < 0) {
+        conn_fail(c, "malformed request header");
+        return;
+    }
+    enum wd_rpc_method m = wd_rpc_control_lookup(rh.key);
+    if (m == WD_M_UNKNOWN || m >= WD_M_GET_HEALTH) {
+        struct wd_buf b = {0};
+        wd_rpc_response_error_encode(&b, h->id, "internal error: unknown function");
+        queue(c, b.data, b.len);
+        wd_buf_free(&b);
+        return;
+    }
+    bool present = false;
+    const uint8_t *pb = NULL;
+    size_t n = 0;
+    if (wd_rpc_args_decode(args, alen, &present, &pb, &n) < 0) {
+        struct wd_buf b = {0};
+        wd_rpc_response_error_encode(&b, h->id, "decoder: malformed arguments");
+        queue(c, b.data, b.len);
+        wd_buf_free(&b);
+        return;
+    }
+    c->ops.on_request(c, h->id, m, pb, n, c->ops.arg);
+}
+
+static void on_io(struct wd_watch *w, int fd, unsigned ev, void *arg)
+{
+    (void)w;
+    struct wd_conn *c = arg;
+    if (c->closing)
+        return;
+    if (ev & WD_EV_OUT)
+        flush(c);
+    if ((ev & WD_EV_IN) && !c->closing) {
+        uint8_t buf[READ_CHUNK];
+        for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN)
+                    conn_fail(c, strerror(errno));
+                break;
+            }
+            if (n == 0) {
+                conn_fail(c, "connection closed by peer");
+                break;
+            }
+            wd_buf_append(&c->rd.in, buf, (size_t)n);
+            struct wd_rpc_frame_hdr h;
+            const uint8_t *payload;
+            int r;
+            while (!c->closing && (r = wd_rpc_reader_next(&c->rd, &h, &payload)) != 0) {
+                if (r < 0) {
+                    conn_fail(c, r == -EMSGSIZE ? "frame too large" : "malformed frame");
+                    break;
+                }
+                if (trace_frames) {
+                    uint8_t hdr[WD_RPC_FRAME_HDR];
+                    wd_rpc_frame_hdr_encode(hdr, h.id, h.type, h.len);
+                    struct wd_buf t = {0};
+                    wd_buf_append(&t, hdr, sizeof hdr);
+                    wd_buf_append(&t, payload, h.len);
+                    trace(c, "<", t.data, t.len);
+                    wd_buf_free(&t);
+                }
+                handle_frame(c, &h, payload);
+            }
+            if ((size_t)n < sizeof buf)
+                break;
+        }
+    }
+}
+
+struct wd_conn *wd_conn_new(struct wd_loop *l, int fd, bool client, enum wd_rpc_hdr_fmt fmt,
+                            const struct wd_conn_ops *ops, const char *name)
+{
+    struct wd_conn *c = xzalloc(sizeof *c);
+    c->loop = l;
+    c->fd = fd;
+    c->client = client;
+    c->fmt = fmt;
+    c->ops = *ops;
+    c->name = xstrdup(name);
+    c->next_id = 1;
+    c->rd.in.max = WD_RPC_MAX_FRAME + WD_RPC_FRAME_HDR + READ_CHUNK;
+    c->out.max = MAX_OUT;
+    c->watch = wd_watch_add(l, fd, WD_EV_IN, on_io, c);
+    if (client) {
+        uint8_t v[20];
+        wd_rpc_version_encode(v);
+        queue(c, v, sizeof v);
+    }
+    return c;
+}
+
+void wd_conn_call(struct wd_conn *c, enum wd_rpc_method m, const uint8_t *pb, size_t len,
+                  wd_call_fn fn, void *arg)
+{
+    if (c->closing) {
+        fn(c, c->close_reason, NULL, 0, arg);
+        return;
+    }
+    struct call *k = xzalloc(sizeof *k);
+    k->id = c->next_id++;
+    k->fn = fn;
+    k->arg = arg;
+    k->next = c->calls;
+    c->calls = k;
+    struct wd_buf b = {0};
+    wd_rpc_request_encode(&b, c->fmt, k->id, wd_rpc_control_key(m), pb, len);
+    if (c->handshaken) {
+        queue(c, b.data, b.len);
+    } else {
+        trace(c, "> (queued)", b.data, b.len);
+        wd_buf_append(&c->pending, b.data, b.len);
+    }
+    wd_buf_free(&b);
+}
+
+void wd_conn_reply(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, const uint8_t *pb,
+                   size_t len, const char *errmsg)
+{
+    struct wd_buf b = {0};
+    if (m == WD_M_LOG_BATCH || m == WD_M_HANDLE_TRACE_SPANS)
+        wd_rpc_response_err_only_encode(&b, id, errmsg);
+    else if (errmsg && pb == NULL)
+        wd_rpc_response_encode(&b, id, false, NULL, 0, errmsg);
+    else
+        wd_rpc_response_encode(&b, id, true, pb, len, errmsg); /* always present on success */
+    queue(c, b.data, b.len);
+    wd_buf_free(&b);
+}
+
+const char *wd_conn_name(const struct wd_conn *c) { return c->name; }
