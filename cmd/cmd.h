@@ -44,6 +44,11 @@ int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, co
                         const char *path, const char *body, int timeout_ms, struct wd_buf *resp,
                         struct wd_error **err);
 
+/* wd_cmd_refused - the one line for a control API answer that is not a success: "CMD: " and
+ * its "error", else @dflt; errnum ENOENT for 404, EINVAL for 400, else EIO. Returns <0. */
+int wd_cmd_refused(const char *cmd, int status, const struct wd_buf *resp, const char *dflt,
+                   struct wd_error **err);
+
 /* Rows of text cells printed in columns as wide as their widest cell (at most 16 columns). */
 struct wd_table {
     size_t ncols;

@@ -6,6 +6,9 @@
 #include "engine/docker/docker.h"
 #include "engine/deploy/state.h"
 #include "engine/base/util.h"
+#include "engine/docker/json.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -114,4 +117,17 @@ int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, co
                         app, pid, e->msg);
     free(sock);
     return status;
+}
+
+int wd_cmd_refused(const char *cmd, int status, const struct wd_buf *resp, const char *dflt,
+                   struct wd_error **err)
+{
+    autojson cJSON *j = NULL;
+    autoerr struct wd_error *perr = NULL;
+    const char *msg = NULL;
+    if (resp->len &&
+        wd_json_parse(resp->data, resp->len, "the deployer's answer", &j, &perr) == 0)
+        msg = wd_json_str(j, "error");
+    return wd_err(err, status == 404 ? ENOENT : status == 400 ? EINVAL : EIO, "%s: %s", cmd,
+                  msg ? msg : dflt);
 }

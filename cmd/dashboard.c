@@ -49,16 +49,18 @@ int wd_cmd_dashboard(struct wd_ctx *ctx, int argc, char **argv, struct wd_error 
         wd_buf_free(&resp);
         return status;
     }
+    if (status != 200) {
+        int r = wd_cmd_refused("dashboard", status, &resp, "the deployer has no dashboard", err);
+        wd_buf_free(&resp);
+        return r;
+    }
     autojson cJSON *j = NULL;
     autoerr struct wd_error *perr = NULL;
     int pr = wd_json_parse(resp.data, resp.len, "the deployer's answer", &j, &perr);
     wd_buf_free(&resp);
     const char *url = pr == 0 ? wd_json_str(j, "url") : NULL;
-    if (status != 200 || url == NULL) {
-        const char *msg = pr == 0 ? wd_json_str(j, "error") : NULL;
-        return wd_err(err, EIO, "dashboard: %s",
-                      msg ? msg : "the deployer has no dashboard (is it an older weaver-docker?)");
-    }
+    if (url == NULL)
+        return wd_err(err, EPROTO, "dashboard: the deployer's answer has no address");
     printf("%s: dashboard at %s\n", app, url);
     fflush(stdout);
     if (open_it) {

@@ -1,10 +1,8 @@
 /* weaver-docker profile [--type cpu|heap] [--duration 10s] [-o FILE] APP: a CPU or heap
  * profile of every replica of a running app, merged into one pprof file (GET /v1/profile). */
 #include "cmd/cmd.h"
-#include "engine/docker/json.h"
 #include "engine/base/util.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -107,12 +105,7 @@ int wd_cmd_profile(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
             wd_buf_free(&resp);
             return status;
         }
-        autojson cJSON *j = NULL;
-        autoerr struct wd_error *perr = NULL;
-        const char *msg = NULL;
-        if (wd_json_parse(resp.data, resp.len, "the deployer's answer", &j, &perr) == 0)
-            msg = wd_json_str(j, "error");
-        int r = wd_err(err, EIO, "profile: %s", msg ? msg : "the deployer refused");
+        int r = wd_cmd_refused("profile", status, &resp, "the deployer refused", err);
         wd_buf_free(&resp);
         return r;
     }

@@ -59,17 +59,12 @@ int wd_cmd_scale(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **er
         wd_buf_free(&resp);
         return status;
     }
-    autojson cJSON *j = NULL;
-    autoerr struct wd_error *perr = NULL;
-    int pr = wd_json_parse(resp.data, resp.len, "the deployer's answer", &j, &perr);
-    wd_buf_free(&resp);
     if (status != 200) {
-        const char *msg = pr == 0 ? wd_json_str(j, "error") : NULL;
-        return wd_err(err, status == 404 ? ENOENT : EINVAL, "scale: %s",
-                      msg ? msg : "the deployer refused");
+        int r = wd_cmd_refused("scale", status, &resp, "the deployer refused", err);
+        wd_buf_free(&resp);
+        return r;
     }
-    if (pr < 0)
-        return wd_err(err, EPROTO, "scale: %s", perr->msg);
+    wd_buf_free(&resp);
     for (int i = optind + 1; i < argc; i++) {
         const char *eq = strrchr(argv[i], '=');
         printf("%s: %.*s now runs %s replica%s\n", app, (int)(eq - argv[i]), argv[i], eq + 1,

@@ -13,6 +13,7 @@
  * outermost entry returns. A connection is freed only by code working on it, never under its
  * own handler (a respond from inside the handler only queues the answer). */
 #include "engine/deploy/control.h"
+#include "engine/base/link.h"
 #include "engine/base/log.h"
 #include "engine/deploy/proxy.h"
 
@@ -48,17 +49,6 @@ static bool is_tchar(unsigned char ch)
     if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
         return true;
     return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 static bool eq_ci(const char *p, size_t n, const char *lit)
@@ -142,7 +132,7 @@ static ssize_t pct_decode(const char *p, size_t n, char *out)
         if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval((unsigned char)p[i + 1]), lo = hexval((unsigned char)p[i + 2]);
+            int hi = wd_hex_digit(p[i + 1]), lo = wd_hex_digit(p[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             ch = (unsigned char)(hi << 4 | lo);
@@ -152,6 +142,30 @@ static ssize_t pct_decode(const char *p, size_t n, char *out)
     }
     out[o] = 0;
     return (ssize_t)o;
+}
+
+char *wd_control_query(const char *query, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            char *raw = xstrndup(p + klen + 1, n - klen - 1);
+            for (char *q = raw; *q; q++) /* a form's spaces */
+                if (*q == '+')
+                    *q = ' ';
+            char *out = xmalloc(strlen(raw) + 1);
+            if (pct_decode(raw, strlen(raw), out) < 0) {
+                free(out);
+                out = NULL;
+            }
+            free(raw);
+            return out;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
 }
 
 static ssize_t parse(const char *buf, size_t len, struct wd_control_req *req, struct wd_buf *tmp,
@@ -806,44 +820,17 @@ static char *fmt_addr(const struct sockaddr_storage *ss)
 int wd_control_listen_tcp(struct wd_control *c, const char *hostport, char **bound,
                           struct wd_error **err)
 {
-    autofree char *host = NULL;
-    autofree char *port = NULL;
-    if (wd_split_hostport(hostport, &host, &port, err) < 0)
+    int fd = -1;
+    int r = wd_tcp_listen(hostport, 128, &fd, err);
+    if (r == -EADDRINUSE) {
+        wd_err_free(err); /* say it with our context and what to do */
+        return wd_err(err, EADDRINUSE,
+                      "control: address %s is already in use; stop what holds it or choose "
+                      "another",
+                      hostport);
+    }
+    if (r < 0)
         return wd_err_wrap(err, "control");
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    int gr = getaddrinfo(*host ? host : NULL, port, &hints, &ai);
-    if (gr != 0)
-        return wd_err(err, EINVAL, "control: cannot resolve \"%s\": %s", hostport,
-                      gai_strerror(gr));
-    int fd = -1, e = 0;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        /* an empty host takes the IPv6 wildcard (dual stack) when there is one */
-        if (!*host && a->ai_family != AF_INET6 && a->ai_next)
-            continue;
-        fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 128) == 0)
-            break;
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        if (e == EADDRINUSE)
-            return wd_err(err, EADDRINUSE,
-                          "control: address %s is already in use; stop what holds it or choose "
-                          "another",
-                          hostport);
-        return wd_err_sys(err, e ? e : EINVAL, "control: listen on %s", hostport);
-    }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     memset(&ss, 0, sizeof ss);

@@ -85,6 +85,10 @@ void wd_control_free(struct wd_control *c);
 ssize_t wd_control_parse(const char *buf, size_t len, struct wd_control_req *req,
                          struct wd_buf *tmp);
 
+/* wd_control_query - the percent-decoded value of @key in a query string ("a=1&log=x%20y";
+ * '+' is a space), or NULL when absent or badly escaped. Caller frees. */
+char *wd_control_query(const char *query, const char *key);
+
 /* wd_control_call - one request to the control socket at @sock (borrowed): @method @path
  * (path plus optional query, already encoded) with @len bytes of @body (NULL/0: none; sent as
  * application/json). Waits at most @timeout_ms in all. On success *status is the HTTP status

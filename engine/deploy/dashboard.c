@@ -1,6 +1,6 @@
-/* engine/deploy/dashboard.c - see dashboard.h. The data comes from replicas and the log file, so every
- * string is escaped where it is written, and every field is read through the typed getters below
- * (a missing or wrongly typed field reads as absent). */
+/* engine/deploy/dashboard.c - see dashboard.h. The data comes from replicas and the log file, so
+ * every string is escaped where it is written, and every field is read through the typed getters
+ * below (a missing or wrongly typed field reads as absent). */
 #include "engine/deploy/dashboard.h"
 #include "engine/deploy/deploy.h"
 #include "engine/base/util.h"

@@ -1,7 +1,7 @@
-/* engine/deploy/deploy.h - the envelope brain: colocation groups and replicas, activation and routing,
- * listeners, logs, health, restarts. Runtimes (process, docker) only start and stop weavelets
- * and hand us their control connections; everything else is shared.
- * Protocol reference: ../shared/docs/weaver-protocol.md §1.4, §3, §7. */
+/* engine/deploy/deploy.h - the envelope brain: colocation groups and replicas, activation and
+ * routing, listeners, logs, health, restarts. Runtimes (process, docker) only start and stop
+ * weavelets and hand us their control connections; everything else is shared. Protocol reference:
+ * ../shared/docs/weaver-protocol.md §1.4, §3, §7. */
 #ifndef WD_DEPLOY_H
 #define WD_DEPLOY_H
 

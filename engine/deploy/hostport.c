@@ -1,5 +1,5 @@
-/* engine/deploy/hostport.c - see hostport.h. One relay is two sockets and two 64 KiB buffers; a full
- * buffer stops reading its source until the other side drains it; EOF is passed on as
+/* engine/deploy/hostport.c - see hostport.h. One relay is two sockets and two 64 KiB buffers; a
+ * full buffer stops reading its source until the other side drains it; EOF is passed on as
  * shutdown(SHUT_WR) once its direction is drained (half-close), and the relay ends when both
  * directions are done or either socket fails. */
 #include "engine/deploy/hostport.h"

@@ -1,6 +1,6 @@
-/* engine/deploy/metrics.c - see metrics.h. Each replica key holds its live stream (defs sorted by id, so
- * a value finds its def by binary search) and the retired totals of its earlier streams. Output
- * collects every series into one array, sorts it and walks it once. */
+/* engine/deploy/metrics.c - see metrics.h. Each replica key holds its live stream (defs sorted by
+ * id, so a value finds its def by binary search) and the retired totals of its earlier streams.
+ * Output collects every series into one array, sorts it and walks it once. */
 #include "engine/deploy/metrics.h"
 
 #include <errno.h>

@@ -1,11 +1,11 @@
-/* The deployment's CA for weaver's mTLS data plane and the call-graph policy (engine/deploy/mtls.h).
- * Written against OpenSSL 3.0 (Debian 12). What the weavelet (weaver v0.24.6,
- * internal/weaver/remoteweavelet.go) does with our answers, which shapes what is here:
- *  - GetSelfCertificate: tls.X509KeyPair(cert, key), so PEM for both; Go accepts a PKCS#8
- *    "PRIVATE KEY" block holding an EC key. It asks again for every handshake.
- *  - it sets InsecureSkipVerify and ClientAuth RequireAnyClientCert, so Go checks neither
- *    names nor signers: whatever we answer to Verify*Certificate is the whole decision. Go
- *    still parses the peer's certificates before it asks, so they must be well-formed X.509. */
+/* The deployment's CA for weaver's mTLS data plane and the call-graph policy
+ * (engine/deploy/mtls.h). Written against OpenSSL 3.0 (Debian 12). What the weavelet (weaver
+ * v0.24.6, internal/weaver/remoteweavelet.go) does with our answers, which shapes what is here: -
+ * GetSelfCertificate: tls.X509KeyPair(cert, key), so PEM for both; Go accepts a PKCS#8 "PRIVATE
+ * KEY" block holding an EC key. It asks again for every handshake. - it sets InsecureSkipVerify and
+ * ClientAuth RequireAnyClientCert, so Go checks neither names nor signers: whatever we answer to
+ * Verify*Certificate is the whole decision. Go still parses the peer's certificates before it asks,
+ * so they must be well-formed X.509. */
 #include "engine/deploy/mtls.h"
 #include "engine/weaver/binary.h"
 #include "engine/base/error.h"

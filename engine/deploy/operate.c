@@ -56,7 +56,6 @@ static char *replica_key(const struct wd_replica *r)
 
 static void respond_error(struct wd_control_exchange *x, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static char *query_get(const char *query, const char *key);
 static void respond_json(struct wd_control_exchange *x, int status, cJSON *j);
 static void get_metrics(struct wd_operate *op, struct wd_control_exchange *x, const char *query,
                         bool prometheus);
@@ -257,8 +256,8 @@ static int64_t parse_duration_ns(const char *s)
 static void get_profile(struct wd_operate *op, struct wd_control_exchange *x, const char *query)
 {
     struct wd_deploy *d = op->d;
-    autofree char *type = query_get(query, "type");
-    autofree char *dur = query_get(query, "duration");
+    autofree char *type = wd_control_query(query, "type");
+    autofree char *dur = wd_control_query(query, "duration");
     bool cpu = type == NULL || *type == 0 || strcmp(type, "cpu") == 0;
     if (!cpu && strcmp(type, "heap") != 0)
         return respond_error(x, 400, "type must be cpu or heap, not \"%s\"", type);
@@ -617,14 +616,14 @@ static void get_dashboard(struct wd_operate *op, struct wd_control_exchange *x, 
         return respond_json(x, 200, logs_json(op, LOGS_SHOWN));
     if (strcmp(rest, "api/traces") == 0)
         return respond_json(x, 200, traces_json(op));
-    autofree char *tid = query_get(query, "trace");
-    autofree char *id = query_get(query, "id");
+    autofree char *tid = wd_control_query(query, "trace");
+    autofree char *id = wd_control_query(query, "id");
     if (strcmp(rest, "api/trace") == 0)
         return respond_json(x, 200, trace_json(op, id ? id : ""));
     bool fragment = strcmp(rest, "fragment") == 0;
     if (!fragment && rest[0] != 0)
         return respond_error(x, 404, "not found");
-    autofree char *logf = query_get(query, "log");
+    autofree char *logf = wd_control_query(query, "log");
     autojson cJSON *status = status_json(op);
     autojson cJSON *graph = graph_json(op);
     autojson cJSON *logs = logs_json(op, LOGS_SHOWN);
@@ -668,46 +667,6 @@ static void respond_error(struct wd_control_exchange *x, int status, const char 
     respond_json(x, status, j);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The decoded value of @key in a query string ("a=1&filter=x%20y"), or NULL. Caller frees. */
-static char *query_get(const char *query, const char *key)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            char *out = xmalloc(n - klen);
-            size_t o = 0;
-            for (size_t i = klen + 1; i < n; i++) {
-                if (p[i] == '+') {
-                    out[o++] = ' ';
-                } else if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 &&
-                           hexval(p[i + 2]) >= 0) {
-                    out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                } else {
-                    out[o++] = p[i];
-                }
-            }
-            out[o] = 0;
-            return out;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
 static void get_status(struct wd_operate *op, struct wd_control_exchange *x)
 {
     cJSON *j = wd_deploy_status_json(op->d);
@@ -726,7 +685,7 @@ static void get_status(struct wd_operate *op, struct wd_control_exchange *x)
 static void get_metrics(struct wd_operate *op, struct wd_control_exchange *x, const char *query,
                         bool prometheus)
 {
-    autofree char *filter = query_get(query, "filter");
+    autofree char *filter = wd_control_query(query, "filter");
     struct wd_buf b = {0};
     if (prometheus)
         wd_metrics_prometheus(op->metrics, filter && *filter ? filter : NULL, &b);
@@ -850,7 +809,7 @@ static void handle(void *arg, struct wd_control_exchange *x, const struct wd_con
     if (get && strcmp(req->path, "/v1/traces") == 0)
         return respond_json(x, 200, traces_json(op));
     if (get && strcmp(req->path, "/v1/trace") == 0) {
-        autofree char *id = query_get(req->query, "id");
+        autofree char *id = wd_control_query(req->query, "id");
         return respond_json(x, 200, trace_json(op, id ? id : ""));
     }
     if (get && strcmp(req->path, "/v1/logs") == 0)

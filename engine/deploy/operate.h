@@ -1,5 +1,5 @@
-/* engine/deploy/operate.h - operating a running deployment (issue 11): the control API served on the
- * deployment's unix socket (docs/design/control-api.md), the app's metrics polled from every
+/* engine/deploy/operate.h - operating a running deployment (issue 11): the control API served on
+ * the deployment's unix socket (docs/design/control-api.md), the app's metrics polled from every
  * replica, and the Prometheus endpoint of [docker] metrics. Loop thread only. */
 #ifndef WD_ENGINE_OPERATE_H
 #define WD_ENGINE_OPERATE_H

@@ -1,4 +1,5 @@
-/* engine/deploy/pprof.c - merge the pprof profiles of an app's replicas into one (engine/deploy/pprof.h).
+/* engine/deploy/pprof.c - merge the pprof profiles of an app's replicas into one
+ * (engine/deploy/pprof.h).
  *
  * Each part is gunzipped (libarchive: raw format + gzip filter) into a buffer capped at
  * WD_PPROF_MAX_DECODED, then unpacked by protobuf-c through an allocator with a byte budget, so

@@ -1,5 +1,5 @@
-/* engine/deploy/pprof.h - merge pprof profiles (the GetProfile replies of an app's replicas) into one
- * gzipped profile that `go tool pprof` reads, for `weaver-docker profile`. */
+/* engine/deploy/pprof.h - merge pprof profiles (the GetProfile replies of an app's replicas) into
+ * one gzipped profile that `go tool pprof` reads, for `weaver-docker profile`. */
 #ifndef WD_ENGINE_PPROF_H
 #define WD_ENGINE_PPROF_H
 

@@ -328,20 +328,18 @@ static void on_accept(struct wd_watch *w, int fd, unsigned ev, void *arg)
     }
 }
 
-int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struct wd_proxy **out,
-                 struct wd_error **err)
+int wd_tcp_listen(const char *hostport, int backlog, int *out, struct wd_error **err)
 {
     autofree char *host = NULL;
     autofree char *port = NULL;
-    if (wd_split_hostport(address, &host, &port, err) < 0)
+    if (wd_split_hostport(hostport, &host, &port, err) < 0)
         return -EINVAL;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int gr = getaddrinfo(*host ? host : NULL, port, &hints, &ai);
     if (gr != 0)
-        return wd_err(err, EINVAL, "listener %s: cannot resolve \"%s\": %s", name, address,
-                      gai_strerror(gr));
+        return wd_err(err, EINVAL, "cannot resolve \"%s\": %s", hostport, gai_strerror(gr));
     int fd = -1, e = 0;
     /* An empty host binds the IPv6 wildcard (dual stack) when available, like Go does. */
     for (struct addrinfo *a = ai; a; a = a->ai_next) {
@@ -354,7 +352,7 @@ int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struc
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 512) == 0)
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, backlog) == 0)
             break;
         e = errno;
         close(fd);
@@ -363,12 +361,27 @@ int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struc
     freeaddrinfo(ai);
     if (fd < 0) {
         if (e == EADDRINUSE)
-            return wd_err(err, EADDRINUSE,
-                          "listener %s: address %s is already in use; stop what holds it or "
-                          "choose another [docker] listeners.%s.address",
-                          name, address, name);
-        return wd_err_sys(err, e ? e : EINVAL, "listener %s: listen on %s", name, address);
+            return wd_err(err, EADDRINUSE, "address %s is already in use", hostport);
+        return wd_err_sys(err, e ? e : EINVAL, "listen on %s", hostport);
     }
+    *out = fd;
+    return 0;
+}
+
+int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struct wd_proxy **out,
+                 struct wd_error **err)
+{
+    int fd = -1;
+    int r = wd_tcp_listen(address, 512, &fd, err);
+    if (r == -EADDRINUSE) {
+        wd_err_free(err); /* say it with our context and what to do */
+        return wd_err(err, EADDRINUSE,
+                      "listener %s: address %s is already in use; stop what holds it or choose "
+                      "another [docker] listeners.%s.address",
+                      name, address, name);
+    }
+    if (r < 0)
+        return wd_err_wrap(err, "listener %s", name);
     struct wd_proxy *p = xzalloc(sizeof *p);
     p->loop = l;
     p->name = xstrdup(name);

@@ -11,6 +11,10 @@ struct wd_proxy;
 /* Parse "host:port", "[v6]:port" or ":port" (empty host = all interfaces). Returns 0 or
  * -EINVAL. *host and *port are caller-owned. */
 int wd_split_hostport(const char *addr, char **host, char **port, struct wd_error **err);
+/* wd_tcp_listen - a non-blocking TCP socket listening on @hostport (an empty host: all
+ * interfaces, IPv6 dual stack when there is one) in *out. Returns 0, or <0 with *err:
+ * -EINVAL unresolvable, -EADDRINUSE taken ("address H:P is already in use"), or errno. */
+int wd_tcp_listen(const char *hostport, int backlog, int *out, struct wd_error **err);
 
 /* Bind and listen on address (e.g. "localhost:12080", ":0"). -EADDRINUSE if taken. */
 int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struct wd_proxy **out,

@@ -1,5 +1,6 @@
-/* engine/deploy/rt_compose.h - the "compose" runtime: the envelope runs in a manager container and the
- * weavelets' shims dial in to register (docs/design/compose.md). Used by `weaver-docker manage`. */
+/* engine/deploy/rt_compose.h - the "compose" runtime: the envelope runs in a manager container and
+ * the weavelets' shims dial in to register (docs/design/compose.md). Used by `weaver-docker
+ * manage`. */
 #ifndef WD_ENGINE_RT_COMPOSE_H
 #define WD_ENGINE_RT_COMPOSE_H
 

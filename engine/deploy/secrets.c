@@ -1,5 +1,5 @@
-/* engine/deploy/secrets.c - see secrets.h. Moved here from cmd/up.c so that `compose` stages its copies
- * the same way. */
+/* engine/deploy/secrets.c - see secrets.h. Moved here from cmd/up.c so that `compose` stages its
+ * copies the same way. */
 #include "engine/deploy/secrets.h"
 
 #include <errno.h>

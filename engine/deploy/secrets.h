@@ -1,5 +1,5 @@
-/* engine/deploy/secrets.h - copies of the [docker] secrets that only the container user can read, for
- * `up` (bind-mounted at /run/secrets/NAME) and for the compose file (its `secrets:` files). */
+/* engine/deploy/secrets.h - copies of the [docker] secrets that only the container user can read,
+ * for `up` (bind-mounted at /run/secrets/NAME) and for the compose file (its `secrets:` files). */
 #ifndef WD_ENGINE_SECRETS_H
 #define WD_ENGINE_SECRETS_H
 

@@ -1,7 +1,7 @@
-/* engine/deploy/state.h - deployments as the engine records them. The engine's labels are the source
- * of truth: each deployment's network carries who runs it (deployer pid and host), its listeners
- * and where its log file is; each container carries app, deployment, group, replica, restarts.
- * So `ps`, `logs` and `down` work from any terminal, and after the deployer died. */
+/* engine/deploy/state.h - deployments as the engine records them. The engine's labels are the
+ * source of truth: each deployment's network carries who runs it (deployer pid and host), its
+ * listeners and where its log file is; each container carries app, deployment, group, replica,
+ * restarts. So `ps`, `logs` and `down` work from any terminal, and after the deployer died. */
 #ifndef WD_STATE_H
 #define WD_STATE_H
 

@@ -1,5 +1,5 @@
-/* engine/docker/docker.h - Docker Engine API client (Docker >= 20.10 and Podman >= 4.3's compat API)
- * over a unix socket. Reference: docs/docker-engine.md.
+/* engine/docker/docker.h - Docker Engine API client (Docker >= 20.10 and Podman >= 4.3's compat
+ * API) over a unix socket. Reference: docs/docker-engine.md.
  *
  * A struct wd_docker is one connection (one libcurl easy handle). It is not thread-safe;
  * wd_docker_clone() makes a cheap copy for another thread (same engine, same negotiated API

@@ -1,5 +1,5 @@
-/* engine/docker/docker_stream.c - the engine's long-lived streams: container output (logs, attach) and
- * the event follower, which outlives engine restarts (docs/docker-engine.md §5.6, §7). */
+/* engine/docker/docker_stream.c - the engine's long-lived streams: container output (logs, attach)
+ * and the event follower, which outlives engine restarts (docs/docker-engine.md §5.6, §7). */
 #include "engine/docker/docker.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
-/* engine/weaver/config.h - weaver.toml (protocol §6): the application section, every section's text
- * for the weavelets, and our own [docker] section.
+/* engine/weaver/config.h - weaver.toml (protocol §6): the application section, every
+ * section's text for the weavelets, and our own [docker] section.
  *
  * Ownership: wd_config_load() returns a struct wd_config the caller frees with wd_config_free();
  * every string and array in it belongs to it.

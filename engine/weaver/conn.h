@@ -1,5 +1,5 @@
-/* engine/weaver/conn.h - one weaver RPC connection on the event loop: the version handshake, framing,
- * whole-frame writes, request ids, and dispatch. A connection is either a client (we call
+/* engine/weaver/conn.h - one weaver RPC connection on the event loop: the version handshake,
+ * framing, whole-frame writes, request ids, and dispatch. A connection is either a client (we call
  * weaveletControl) or a server (we serve deployerControl). */
 #ifndef WD_CONN_H
 #define WD_CONN_H

@@ -1,4 +1,5 @@
-/* engine/weaver/toml.h - a TOML 1.0 reader and a re-encoder, written for weaver.toml (protocol §6).
+/* engine/weaver/toml.h - a TOML 1.0 reader and a re-encoder, written for weaver.toml
+ * (protocol §6).
  *
  * The whole document is parsed into a tree of struct wd_toml_node. Every node records the line
  * it starts on. Parse errors are one line, "FILE:LINE: what is wrong" (EINVAL); a document over

@@ -1,7 +1,7 @@
-/* tests/drivers/engine_driver.c - command-line front end to engine/docker/docker.h and engine/docker/image.h
- * for tests/integration/test_engine.sh and bench/engine.sh. Built by those scripts against
- * libwd.a. Prints key=value lines; on failure "error: <ERRNAME>: <message>" and exit 1.
- * Also fake engines for the bad-input tests: serve-garbage and a proxy that can be killed. */
+/* tests/drivers/engine_driver.c - command-line front end to engine/docker/docker.h and
+ * engine/docker/image.h for tests/integration/test_engine.sh and bench/engine.sh. Built by those
+ * scripts against libwd.a. Prints key=value lines; on failure "error: <ERRNAME>: <message>" and
+ * exit 1. Also fake engines for the bad-input tests: serve-garbage and a proxy that can be killed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>

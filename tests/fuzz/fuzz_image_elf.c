@@ -1,4 +1,5 @@
-/* Fuzz target: the minimal ELF reader of engine/docker/image.c (PT_INTERP, DT_NEEDED, e_machine). */
+/* Fuzz target: the minimal ELF reader of engine/docker/image.c (PT_INTERP, DT_NEEDED,
+ * e_machine). */
 #include "engine/base/error.h"
 #include "engine/docker/image.h"
 

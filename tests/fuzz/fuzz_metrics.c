@@ -1,8 +1,8 @@
-/* tests/fuzz/fuzz_metrics.c - the metric store of engine/deploy/metrics.c on arbitrary GetMetricsReply
- * bytes. Input: a filter byte, then records [op u8][len u16 little-endian][len bytes]; op bit 0
- * picks one of two replicas, bit 1 marks it gone instead of applying the bytes, bit 2 switches
- * its group. Both outputs are rendered after every record and checked for shape; a failed update
- * must leave the store unchanged. Corpus: corpus/metrics/. */
+/* tests/fuzz/fuzz_metrics.c - the metric store of engine/deploy/metrics.c on arbitrary
+ * GetMetricsReply bytes. Input: a filter byte, then records [op u8][len u16 little-endian][len
+ * bytes]; op bit 0 picks one of two replicas, bit 1 marks it gone instead of applying the bytes,
+ * bit 2 switches its group. Both outputs are rendered after every record and checked for shape; a
+ * failed update must leave the store unchanged. Corpus: corpus/metrics/. */
 #include "engine/deploy/metrics.h"
 #include "engine/base/util.h"
 

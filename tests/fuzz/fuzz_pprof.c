@@ -1,8 +1,8 @@
-/* tests/fuzz/fuzz_pprof.c - wd_pprof_merge (engine/deploy/pprof.c) on arbitrary bytes: every part is a
- * replica's GetProfile reply, gzipped or not, and nothing in it is trusted (ids, string
+/* tests/fuzz/fuzz_pprof.c - wd_pprof_merge (engine/deploy/pprof.c) on arbitrary bytes: every part
+ * is a replica's GetProfile reply, gzipped or not, and nothing in it is trusted (ids, string
  * indexes, gzip sizes). The first two bytes (little-endian) say where the rest splits into two
- * parts. A successful merge must itself merge again (a valid profile); a failure sets one
- * message. Corpus: corpus/pprof/. */
+ * parts. A successful merge must itself merge again (a valid profile); a failure sets one message.
+ * Corpus: corpus/pprof/. */
 #include "engine/base/error.h"
 #include "engine/deploy/pprof.h"
 #include "engine/base/util.h"

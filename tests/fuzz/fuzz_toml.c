@@ -1,7 +1,7 @@
-/* Fuzz target for engine/weaver/toml.c (and engine/weaver/config.c on the same input). Besides not crashing,
- * it checks the re-encoder: whatever parses must emit text that parses back to the same tree,
- * (checked as emit(parse(emit(t))) == emit(t)),
- * and every error must be one "FILE:LINE: ..." line. */
+/* Fuzz target for engine/weaver/toml.c (and engine/weaver/config.c on the same input). Besides not
+ * crashing, it checks the re-encoder: whatever parses must emit text that parses back to the same
+ * tree, (checked as emit(parse(emit(t))) == emit(t)), and every error must be one "FILE:LINE: ..."
+ * line. */
 #include "engine/weaver/config.h"
 #include "engine/base/error.h"
 #include "engine/weaver/toml.h"

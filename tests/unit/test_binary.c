@@ -1,6 +1,6 @@
-/* tests/unit/test_binary.c - engine/weaver/binary.c on synthetic ELF files built here (no Go needed),
- * on /bin/ls (a dynamic executable) and, when tests/apps/build.sh has run, on real weaver apps
- * in build/go/apps/. */
+/* tests/unit/test_binary.c - engine/weaver/binary.c on synthetic ELF files built here (no Go
+ * needed), on /bin/ls (a dynamic executable) and, when tests/apps/build.sh has run, on real weaver
+ * apps in build/go/apps/. */
 #include "tests/unit/wd_test.h"
 #include "engine/weaver/binary.h"
 #include "engine/base/error.h"

@@ -1,5 +1,5 @@
-/* Unit tests for engine/deploy/control.c: the request parser on its own, then a real server on a loop
- * (its own thread) in a temporary directory, called with wd_control_call and raw sockets. */
+/* Unit tests for engine/deploy/control.c: the request parser on its own, then a real server on a
+ * loop (its own thread) in a temporary directory, called with wd_control_call and raw sockets. */
 #include "engine/deploy/control.h"
 #include "engine/base/error.h"
 #include "engine/base/loop.h"
@@ -751,9 +751,32 @@ static void test_foreign_uid(void **state)
     assert_int_equal(s.calls, 0);
 }
 
+/* Query values: percent-decoded, '+' a space, the right key only, bad escapes refused. */
+static void test_query(void **state)
+{
+    (void)state;
+    char *v = wd_control_query("a=1&filter=x%20y+z&log=shop.Cart", "filter");
+    assert_string_equal(v, "x y z");
+    free(v);
+    v = wd_control_query("a=1&filter=x", "a");
+    assert_string_equal(v, "1");
+    free(v);
+    v = wd_control_query("type=cpu&duration=3s", "duration");
+    assert_string_equal(v, "3s");
+    free(v);
+    assert_null(wd_control_query("afilter=1&filterx=2", "filter"));
+    assert_null(wd_control_query("filter=%zz", "filter"));
+    assert_null(wd_control_query("filter=%00", "filter"));
+    assert_null(wd_control_query("", "filter"));
+    v = wd_control_query("filter=", "filter");
+    assert_string_equal(v, ""); /* present, empty */
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query),
         cmocka_unit_test(test_parse_complete),
         cmocka_unit_test(test_parse_partial_every_byte),
         cmocka_unit_test(test_parse_body_pipelined),

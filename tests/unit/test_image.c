@@ -1,5 +1,5 @@
-/* Unit tests for engine/docker/image.c: the ELF reader on crafted binaries, the content-addressed tag,
- * deterministic layer/archive bytes, the docker-archive layout and the /build context. */
+/* Unit tests for engine/docker/image.c: the ELF reader on crafted binaries, the content-addressed
+ * tag, deterministic layer/archive bytes, the docker-archive layout and the /build context. */
 #include "engine/docker/docker.h"
 #include "engine/base/error.h"
 #include "engine/docker/image.h"

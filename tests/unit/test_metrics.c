@@ -1,5 +1,5 @@
-/* tests/unit/test_metrics.c - engine/deploy/metrics.c: GetMetricsReply streams built with protobuf-c,
- * rendered as Prometheus text and JSON. */
+/* tests/unit/test_metrics.c - engine/deploy/metrics.c: GetMetricsReply streams built with
+ * protobuf-c, rendered as Prometheus text and JSON. */
 #include "tests/unit/wd_test.h"
 #include "engine/deploy/metrics.h"
 #include "engine/base/util.h"

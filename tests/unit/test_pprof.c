@@ -1,6 +1,6 @@
-/* tests/unit/test_pprof.c - engine/deploy/pprof.c: merging synthetic profiles built with the generated
- * API, the real Go CPU profiles in tests/fixtures/pprof/ (written by runtime/pprof, go1.26), bad
- * input, bounds, and `go tool pprof` reading the result when go is installed. */
+/* tests/unit/test_pprof.c - engine/deploy/pprof.c: merging synthetic profiles built with the
+ * generated API, the real Go CPU profiles in tests/fixtures/pprof/ (written by runtime/pprof,
+ * go1.26), bad input, bounds, and `go tool pprof` reading the result when go is installed. */
 #include "tests/unit/wd_test.h"
 
 #include "engine/base/error.h"

@@ -1,5 +1,5 @@
-/* tests/unit/test_rpc.c - engine/weaver/rpc.c against the captured weaver v0.24.6 / v0.24.3 traffic in
- * tests/fixtures/ (copied from shared/fixtures) and the worked examples of weaver-protocol.md. */
+/* tests/unit/test_rpc.c - engine/weaver/rpc.c against the captured weaver v0.24.6 / v0.24.3 traffic
+ * in tests/fixtures/ (copied from shared/fixtures) and the worked examples of weaver-protocol.md. */
 #include "tests/unit/wd_test.h"
 #include "engine/weaver/rpc.h"
 #include "engine/base/util.h"

@@ -1,5 +1,6 @@
-/* engine/base/termout.c: a reader that does not read never blocks the writer; the queue stays within
- * its bound by dropping the oldest lines, and one marker says how many once the reader drains. */
+/* engine/base/termout.c: a reader that does not read never blocks the writer; the queue stays
+ * within its bound by dropping the oldest lines, and one marker says how many once the reader
+ * drains. */
 #include "engine/base/termout.h"
 #include "tests/unit/wd_test.h"
 
