@@ -33,138 +33,6 @@
 #define RESTART_LIMIT_MS 3600000 /* the longest either bound of the knob may be: an hour */
 #define STABLE_MS 30000
 
-/* ---------- names ---------- */
-
-char *wd_component_short(const char *full)
-{
-    const char *last = strrchr(full, '/');
-    if (last == NULL)
-        return xstrdup(full);
-    const char *start = last;
-    while (start > full && start[-1] != '/')
-        start--;
-    if (start == last) /* "/x" or "a//x": nothing before the last element */
-        return xstrdup(last + 1);
-    return xasprintf("%.*s.%s", (int)(last - start), start, last + 1);
-}
-
-/* "shop-cart": lower case, [a-z0-9-] only, from the short name. */
-static char *slugify(const char *s)
-{
-    char *out = xstrdup(s);
-    for (char *p = out; *p; p++) {
-        char ch = *p;
-        if (ch >= 'A' && ch <= 'Z')
-            *p = (char)(ch - 'A' + 'a');
-        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-            *p = '-';
-    }
-    return out;
-}
-
-char *wd_component_slug(const char *full)
-{
-    autofree char *s = wd_component_short(full);
-    return slugify(s);
-}
-
-static struct wd_component *find_comp(struct wd_deploy *d, const char *name)
-{
-    for (size_t i = 0; i < d->ncomps; i++)
-        if (strcmp(d->comps[i]->name, name) == 0)
-            return d->comps[i];
-    return NULL;
-}
-
-static struct wd_component *add_comp(struct wd_deploy *d, const char *name)
-{
-    struct wd_component *c = xzalloc(sizeof *c);
-    c->name = xstrdup(name);
-    d->comps = xrealloc(d->comps, (d->ncomps + 1) * sizeof *d->comps);
-    d->comps[d->ncomps++] = c;
-    return c;
-}
-
-static int replicas_for(struct wd_deploy *d, struct wd_group *g)
-{
-    for (size_t i = 0; i < d->cfg->ngroups; i++)
-        for (size_t j = 0; j < g->ncomps; j++)
-            if (strcmp(d->cfg->groups[i].component, g->comps[j]->name) == 0)
-                return d->cfg->groups[i].replicas;
-    return d->cfg->replicas > 0 ? d->cfg->replicas : 1;
-}
-
-static struct wd_group *add_group(struct wd_deploy *d)
-{
-    struct wd_group *g = xzalloc(sizeof *g);
-    g->d = d;
-    g->idx = d->ngroups;
-    d->groups = xrealloc(d->groups, (d->ngroups + 1) * sizeof *d->groups);
-    d->groups[d->ngroups++] = g;
-    return g;
-}
-
-static void group_add_comp(struct wd_group *g, struct wd_component *c)
-{
-    c->group = g;
-    g->comps = xrealloc(g->comps, (g->ncomps + 1) * sizeof *g->comps);
-    g->comps[g->ncomps++] = c;
-    if (strcmp(c->name, WD_MAIN_COMPONENT) == 0)
-        g->has_main = true;
-    if (g->name == NULL) {
-        g->name = xstrdup(c->name);
-        g->short_name = wd_component_short(c->name);
-        g->slug = slugify(g->short_name);
-    }
-}
-
-static void group_finish(struct wd_deploy *d, struct wd_group *g)
-{
-    g->nreplicas = replicas_for(d, g);
-    g->want = g->nreplicas;
-    g->replicas = xcalloc((size_t)g->nreplicas, sizeof *g->replicas);
-}
-
-/* Colocation groups from the config; every other component alone (as weaver multi does). */
-static void build_groups(struct wd_deploy *d)
-{
-    for (size_t i = 0; i < d->bin->ncomponents; i++)
-        add_comp(d, d->bin->components[i]);
-    if (find_comp(d, WD_MAIN_COMPONENT) == NULL)
-        add_comp(d, WD_MAIN_COMPONENT);
-    for (size_t i = 0; i < d->cfg->ncolocate; i++) {
-        struct wd_group *g = NULL;
-        for (size_t j = 0; j < d->cfg->colocate[i].n; j++) {
-            const char *name = d->cfg->colocate[i].v[j];
-            struct wd_component *c = find_comp(d, name);
-            if (c == NULL)
-                c = add_comp(d, name);
-            if (c->group)
-                continue;
-            if (g == NULL)
-                g = add_group(d);
-            group_add_comp(g, c);
-        }
-        if (g)
-            group_finish(d, g);
-    }
-    for (size_t i = 0; i < d->ncomps; i++) {
-        if (d->comps[i]->group)
-            continue;
-        struct wd_group *g = add_group(d);
-        group_add_comp(g, d->comps[i]);
-        group_finish(d, g);
-    }
-    /* one container name per group, even when two share "pkg.Type" */
-    char **slugs = xcalloc(d->ngroups + 1, sizeof *slugs);
-    for (size_t i = 0; i < d->ngroups; i++)
-        slugs[i] = d->groups[i]->slug;
-    wd_unique_names(slugs, d->ngroups);
-    for (size_t i = 0; i < d->ngroups; i++)
-        d->groups[i]->slug = slugs[i];
-    free(slugs);
-}
-
 /* ---------- protobuf helpers ---------- */
 
 uint8_t *wd_deploy_pack(const ProtobufCMessage *m, size_t *len)
@@ -515,13 +383,9 @@ static bool asked_before(struct wd_replica *r, const char *comp)
 static void activate(struct wd_replica *r, const char *name, bool routed)
 {
     struct wd_deploy *d = r->d;
-    struct wd_component *c = find_comp(d, name);
-    if (c == NULL) { /* not in the binary's call graph: host it in a group of its own */
-        c = add_comp(d, name);
-        struct wd_group *g = add_group(d);
-        group_add_comp(g, c);
-        group_finish(d, g);
-    }
+    struct wd_component *c = wd_deploy_comp(d, name);
+    if (c == NULL) /* not in the binary's call graph: host it in a group of its own */
+        c = wd_deploy_comp_alone(d, name);
     if (routed)
         c->routed = true;
     if (!asked_before(r, name)) {
@@ -951,17 +815,6 @@ struct wd_replica *wd_group_add_replica(struct wd_group *g)
     return new_replica(g, slot, 0);
 }
 
-struct wd_group *wd_deploy_find_group(struct wd_deploy *d, const char *name)
-{
-    for (size_t i = 0; i < d->ngroups; i++) {
-        struct wd_group *g = d->groups[i];
-        if (strcmp(g->name, name) == 0 || strcmp(g->short_name, name) == 0 ||
-            strcmp(g->slug, name) == 0)
-            return g;
-    }
-    return NULL;
-}
-
 static void launch_replica(struct wd_group *g, int slot, int restarts, const char *last_exit)
 {
     struct wd_deploy *d = g->d;
@@ -1369,7 +1222,7 @@ static void start_reachable(struct wd_deploy *d)
                 reach[nreach++] = d->bin->edges[e].dst;
         }
     for (size_t k = 1; k < nreach; k++) {
-        struct wd_component *c = find_comp(d, reach[k]);
+        struct wd_component *c = wd_deploy_comp(d, reach[k]);
         if (c)
             group_activate(c->group);
     }
@@ -1487,7 +1340,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     }
     if ((d->logworker = wd_deploy_log_worker_new(d)) == NULL)
         return wd_err_sys(err, errno, "start the log thread");
-    build_groups(d);
+    wd_deploy_build_groups(d);
     if (d->cfg->mtls) {
         /* the weavelets of an external runtime (compose) are started by someone else, with
          * arguments we cannot vouch for: mtls is ours to run only where we launch them */
@@ -1524,7 +1377,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     for (size_t i = 0; i < d->nlisteners; i++)
         wd_termout_printf(d->terr, "weaver-docker: listener \"%s\" at %s\n", d->listeners[i].name,
                 wd_proxy_address(d->listeners[i].proxy));
-    struct wd_component *main_c = find_comp(d, WD_MAIN_COMPONENT);
+    struct wd_component *main_c = wd_deploy_comp(d, WD_MAIN_COMPONENT);
     main_c->started = true;
     group_activate(main_c->group);
     start_reachable(d);

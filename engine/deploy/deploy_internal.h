@@ -1,5 +1,6 @@
-/* engine/deploy/deploy_internal.h - what engine/deploy/deploy.c and deploy_log.c share, and no
- * one else: the deployment's log path (deploy_log.c) and the core's helpers it calls. */
+/* engine/deploy/deploy_internal.h - what the envelope core's files share, and no one else:
+ * deploy.c (replicas, routing, lifecycle), groups.c (names and groups) and deploy_log.c (the
+ * log path and traces). */
 #ifndef WD_DEPLOY_INTERNAL_H
 #define WD_DEPLOY_INTERNAL_H
 
@@ -12,6 +13,12 @@
 struct ProtobufCMessage;
 struct Runtime__LogEntry;
 struct wd_worker;
+
+/* engine/deploy/groups.c: the component of that full name, or NULL; a component the binary's
+ * call graph did not name, in a group of its own; the groups of the binary and the config. */
+struct wd_component *wd_deploy_comp(struct wd_deploy *d, const char *name);
+struct wd_component *wd_deploy_comp_alone(struct wd_deploy *d, const char *name);
+void wd_deploy_build_groups(struct wd_deploy *d);
 
 /* protobuf-c's pack into a new buffer (*len bytes); aborts on allocation failure. */
 uint8_t *wd_deploy_pack(const struct ProtobufCMessage *m, size_t *len);
