@@ -53,7 +53,7 @@ engine_clean() {
     [ -z "$(docker ps -aq --filter "$f")" ] && [ -z "$(docker network ls -q --filter "$f")" ]
 }
 
-# wait_for CMD... : retry up to ~30s
-wait_for() { local i; for i in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+# wait_for CMD... : retry up to ~60s (a loaded CI machine is slow; a pass is still at once)
+wait_for() { local i; for i in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 
 finish() { [ "$t_failed" -eq 0 ]; exit $?; }

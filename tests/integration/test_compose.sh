@@ -137,7 +137,7 @@ crash() { # SERVICE
 t0=$(ms)
 main_c=$(crash weaver-main)
 healed=0
-for i in $(seq 1 150); do
+for i in $(seq 1 600); do # a restart under load can take a while: up to 2 minutes
     if get '/buy?item=plum' 2>/dev/null | grep -q '^bought plum'; then healed=1; break; fi
     sleep 0.2
 done
@@ -388,7 +388,9 @@ if [ "$swarm_ok" = 1 ]; then
         check "swarm: the group services are on the overlay network $NETOV" \
             bash -c "docker network inspect -f '{{json .Containers}}' $NETOV | grep -q ${STACKW}_pgstore-files"
         docker stack rm "$STACKW" >/dev/null 2>&1
-        for i in $(seq 1 150); do [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACKW")" ] && break; sleep 0.2; done
+        # Swarm stops each task with its grace period and removes networks lazily: on a loaded
+        # machine that has taken more than 30 s, so wait up to 2 minutes for it
+        for i in $(seq 1 600); do [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACKW")" ] && break; sleep 0.2; done
         check "swarm: stack rm removes the world stack's containers and secret" bash -c "
             [ -z \"\$(docker ps -aq --filter 'label=com.docker.stack.namespace=$STACKW')\" ] &&
             [ -z \"\$(docker secret ls -q --filter 'label=com.docker.stack.namespace=$STACKW')\" ]"
@@ -396,7 +398,7 @@ if [ "$swarm_ok" = 1 ]; then
     fi
     t0=$(ms)
     docker stack rm "$STACK" >/dev/null 2>&1
-    for i in $(seq 1 150); do nothing_left && break; sleep 0.2; done
+    for i in $(seq 1 600); do nothing_left && break; sleep 0.2; done # up to 2 minutes, as above
     check "docker stack rm leaves nothing in $(($(ms) - t0)) ms" nothing_left
     swarm_cleanup
     made_swarm=0
