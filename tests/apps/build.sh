@@ -11,7 +11,9 @@
 #                                 (a v0.24.6 `weaver multi` cannot run a v0.24.3
 #                                 app: the request headers differ)
 #   build/go/apps/<name>          the apps: shop, shop-v0243, echo, wide, hello,
-#                                 pgstore
+#                                 pgstore, versioned-v1, versioned-v2,
+#                                 versioned-v2crash, versioned-v2deaf (the last
+#                                 four: one source, versions set by -ldflags)
 #                                 (static, CGO_ENABLED=0 go build -trimpath)
 #   build/go/apps/shop-dynamic    shop linked dynamically (CGO_ENABLED=1; skipped
 #                                 with a warning when there is no C compiler)
@@ -48,7 +50,8 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 GOV=$("$GO" env GOVERSION)
 
 XTOOLS=v0.38.0
-# name  source dir (relative to the repo)  weaver version  cgo
+# name  source dir (relative to the repo)  weaver version  cgo  [go linker
+# flags: the rest of the line, may contain spaces; passed as -ldflags]
 APPS=(
 	"shop         tests/apps/shop        v0.24.6 0"
 	"shop-v0243   tests/apps/shop-v0243  v0.24.3 0"
@@ -57,6 +60,10 @@ APPS=(
 	"hello        examples/hello         v0.24.6 0"
 	"pgstore      tests/apps/pgstore     v0.24.6 0"
 	"shop-dynamic tests/apps/shop        v0.24.6 1"
+	"versioned-v1      tests/apps/versioned v0.24.6 0 -X=main.version=v1"
+	"versioned-v2      tests/apps/versioned v0.24.6 0 -X=main.version=v2"
+	"versioned-v2crash tests/apps/versioned v0.24.6 0 -X=main.version=v2 -X=main.mode=crash"
+	"versioned-v2deaf  tests/apps/versioned v0.24.6 0 -X=main.version=v2 -X=main.mode=deaf"
 )
 
 log() { printf '  %-8s %s\n' "$1" "$2"; }
@@ -118,7 +125,7 @@ if [ $generate = 1 ]; then
 	"$root/tests/apps/wide/gen.sh"
 	declare -A done_dirs=()
 	for entry in "${APPS[@]}"; do
-		read -r name dir ver cgo <<<"$entry"
+		read -r name dir ver cgo flags <<<"$entry"
 		[ -z "${done_dirs[$dir]:-}" ] || continue
 		done_dirs[$dir]=1
 		gen=$(generator "$ver")
@@ -130,7 +137,7 @@ fi
 
 mkdir -p "$out/apps"
 for entry in "${APPS[@]}"; do
-	read -r name dir ver cgo <<<"$entry"
+	read -r name dir ver cgo flags <<<"$entry"
 	bin=$out/apps/$name
 	if [ $force = 0 ] && up_to_date "$bin" "$root/$dir"; then
 		continue
@@ -139,8 +146,8 @@ for entry in "${APPS[@]}"; do
 		echo "build.sh: warning: no C compiler, not building $name (needs CGO_ENABLED=1)" >&2
 		continue
 	fi
-	log GO "build/go/apps/$name ($GOV, weaver $ver$([ "$cgo" = 1 ] && echo ', cgo'))"
-	(cd "$root/$dir" && CGO_ENABLED=$cgo nice "$GO" build -trimpath -o "$bin.tmp" .)
+	log GO "build/go/apps/$name ($GOV, weaver $ver$([ "$cgo" = 1 ] && echo ', cgo')${flags:+, $flags})"
+	(cd "$root/$dir" && CGO_ENABLED=$cgo nice "$GO" build -trimpath -ldflags="$flags" -o "$bin.tmp" .)
 	got=$(weaver_version "$bin.tmp")
 	if [ "$got" != "$ver" ]; then
 		echo "build.sh: $name was built with weaver '${got}', want $ver" >&2
