@@ -332,7 +332,8 @@ def report(path):
         for v in d.get(k, []):
             print("%s: %s" % (k, v))
     for v in d.get("detail", []):  # bench/hostports.sh and mtls.sh report goals as detail lines
-        for prefix, name in (("hostports_goal=", "host_ports p50"), ("mtls_goal=", "mtls call p50")):
+        for prefix, name in (("hostports_goal=", "host_ports p50"), ("mtls_goal=", "mtls call p50"),
+                             ("rollout_goal=", "rollout to v2")):
             if v.startswith(prefix):
                 goals.append((name, "MISSED" not in v if "met" in v or "MISSED" in v else None))
     met = [n for n, m in goals if m]

@@ -19,7 +19,9 @@
 #   not, against weaver multi; listener p99 during a flood) and bench/listener.sh (wrk's
 #   requests/s through the listener against the container directly; its listener_* lines make
 #   a row of the table) and bench/metricscost.sh (the deployer's CPU and RSS while polling
-#   the metrics of 51 groups, against weaver multi); their *_ lines go into the summary.
+#   the metrics of 51 groups, against weaver multi) and bench/rollout.sh (up of v2 over a running
+#   v1 against a cold up of v2; listener p99 during the switch); their *_ lines go into the
+#   summary.
 #
 # Everything created carries WEAVER_DOCKER_LABELS=org.weaver-docker.test=bench-<pid> and is
 # removed on exit (containers, networks; images are kept). App names bench-shop/bench-wide, own
@@ -338,6 +340,19 @@ while IFS= read -r l; do
     metricscost_*=*) put detail "$l" ;;
     esac
 done <"$MC_OUT"
+
+# ---- rollouts (issue 12): up of v2 over v1 against a cold up of v2; p99 during the switch ----
+RO_OUT=$TMP/rollout.out
+: >"$RO_OUT"
+log "bench/rollout.sh"
+rc=0
+bash "$ROOT/bench/rollout.sh" "$BUILD" >"$RO_OUT" || rc=$?
+[ $rc = 0 ] || put note "bench/rollout.sh failed (exit $rc)"
+while IFS= read -r l; do
+    case $l in
+    rollout_*=*) put detail "$l" ;;
+    esac
+done <"$RO_OUT"
 
 # ---- listener throughput (another script, issue 10): its table below, its figures in ours ----
 LS_OUT=$TMP/listener.out

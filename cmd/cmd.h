@@ -26,6 +26,7 @@ int wd_cmd_metrics(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
 int wd_cmd_dashboard(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_profile(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_scale(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
+int wd_cmd_rollout(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 int wd_cmd_version(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err);
 
 /* After getopt_long returned '?': one line naming the option, for exit status 2. */

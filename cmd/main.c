@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"dashboard", wd_cmd_dashboard, "a running app's dashboard: call graph, metrics, logs, traces"},
     {"profile", wd_cmd_profile, "profile a running app's replicas into one pprof file"},
     {"scale", wd_cmd_scale, "change the replicas of a running app's groups"},
+    {"rollout", wd_cmd_rollout, "show or abort the rollout of a new version"},
     {"compose", wd_cmd_compose, "write a compose file that runs the app without weaver-docker"},
     {"inspect", wd_cmd_inspect, "show what a weaver binary contains (components, listeners)"},
     {"version", wd_cmd_version, "print versions"},

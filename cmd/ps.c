@@ -85,6 +85,35 @@ static cJSON *deployer_view(const struct wd_deployment_rec *d, const char *statu
     return st;
 }
 
+/* A rollout the deployer takes part in (engine/deploy/rollout.h), and what it runs. */
+static void add_rollout(cJSON *jd, const cJSON *view)
+{
+    const cJSON *ro = wd_json_obj(view, "rollout");
+    if (ro)
+        cJSON_AddItemToObject(jd, "rollout", cJSON_Duplicate(ro, true));
+    const char *v = wd_json_str(view, "version");
+    if (v && *v)
+        cJSON_AddStringToObject(jd, "version", v);
+}
+
+/* "  rollout: ..." under a deployment's line, while one is under way. */
+static void print_rollout(const cJSON *jd)
+{
+    const cJSON *ro = wd_json_obj(jd, "rollout");
+    const char *role = wd_json_str(ro, "role"), *state = wd_json_str(ro, "state");
+    if (role == NULL || state == NULL || !strcmp(state, "done") || !strcmp(state, "failed"))
+        return;
+    long long share = (long long)wd_json_i64_or(ro, "permille", 0) / 10;
+    if (strcmp(role, "new") == 0)
+        printf("  rollout: new version, from deployment %.8s: %s, %lld %% of new connections\n",
+               wd_json_str(ro, "from") ? wd_json_str(ro, "from") : "?", state, share);
+    else
+        printf("  rollout: old version, to deployment %.8s: %s, %lld %% of new connections "
+               "(%lld open here)\n",
+               wd_json_str(ro, "to") ? wd_json_str(ro, "to") : "?", state, 100 - share,
+               (long long)wd_json_i64_or(ro, "open_connections", 0));
+}
+
 int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
@@ -157,6 +186,7 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         cJSON *jr = cJSON_AddArrayToObject(jd, "replicas");
         if (d->process) { /* the deployer's own word: its control API, else its status file */
             cJSON *st = d->deployer_alive ? deployer_view(d, d->status_path) : NULL;
+            add_rollout(jd, st);
             const cJSON *x;
             cJSON_ArrayForEach(x, wd_json_arr(st, "replicas"))
                 cJSON_AddItemToArray(jr, cJSON_Duplicate(x, true));
@@ -172,6 +202,7 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                                           d->log_path, d->pid);
             dview = deployer_view(d, sp);
         }
+        add_rollout(jd, dview);
         autofree char *l0 = xasprintf("%s=%s", WD_LABEL_DEPLOYMENT, d->deployment);
         const char *labels[1] = {l0};
         struct wd_container_summary *cs = NULL;
@@ -244,6 +275,7 @@ int wd_cmd_ps(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
                    strcmp(wd_json_str(jd, "runtime"), "process") == 0 ? "processes  " : "",
                    wd_json_bool(jd, "deployer_alive", false) ? "running" : "GONE (run down)",
                    (long long)wd_json_i64_or(jd, "deployer_pid", 0));
+            print_rollout(jd);
             const cJSON *l;
             cJSON_ArrayForEach(l, wd_json_obj(jd, "listeners"))
                 printf("  listener %-12s %s\n", l->string, l->valuestring);

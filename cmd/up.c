@@ -6,13 +6,18 @@
 #include "engine/docker/image.h"
 #include "engine/base/log.h"
 #include "engine/deploy/proxy.h"
+#include "engine/deploy/rollout.h"
+#include "engine/deploy/control.h"
+#include "engine/docker/json.h"
 #include "engine/deploy/rt_docker.h"
 #include "engine/deploy/secrets.h"
 #include "engine/deploy/state.h"
 #include "engine/base/termout.h"
 #include "engine/base/util.h"
 
+#include <cjson/cJSON.h>
 #include <libgen.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,9 +70,10 @@ static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
 {
     struct docker_run *x = arg;
     struct wd_buf lis = {0};
-    for (size_t i = 0; i < d->nlisteners; i++)
+    for (size_t i = 0; i < d->nlisteners; i++) /* where they will be, after a rollout too */
         wd_buf_printf(&lis, "%s%s=%s", i ? ";" : "", d->listeners[i].name,
-                      wd_proxy_address(d->listeners[i].proxy));
+                      wd_rollout_public_address(d, d->listeners[i].name,
+                                                wd_proxy_address(d->listeners[i].proxy)));
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     autofree char *pid = xasprintf("%ld", (long)getpid());
@@ -93,31 +99,154 @@ static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
     return r < 0 ? wd_err_wrap(err, "create network %s", x->network) : 0;
 }
 
-/* Refuse a second `up` of a running app; clean up after a deployer that was killed. */
-static int check_not_up(struct wd_docker *dk, const char *app, struct wd_error **err)
+/* What this up runs: the binary, the config file and the runtime, hashed ("sha256:" and 24
+ * hex digits). The same = nothing to do; anything else rolls the running version over. */
+static char *app_version(const struct wd_config *cfg, const char *runtime)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    EVP_DigestUpdate(md, runtime, strlen(runtime) + 1);
+    const char *files[2] = {cfg->binary, cfg->path};
+    for (size_t i = 0; i < 2; i++) {
+        int fd = files[i] ? open(files[i], O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0) {
+            EVP_DigestUpdate(md, "-", 1);
+            continue;
+        }
+        static char buf[1 << 16];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            EVP_DigestUpdate(md, buf, (size_t)n);
+        close(fd);
+        EVP_DigestUpdate(md, "|", 1);
+    }
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(md, dig, &dlen);
+    EVP_MD_CTX_free(md);
+    char hex[25];
+    for (size_t i = 0; i < 12; i++)
+        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    return xasprintf("sha256:%s", hex);
+}
+
+/* The running version a new up rolls over from (strings owned). */
+struct running {
+    struct wd_rollout_from from;
+    char *control, *deployment, *listeners;
+    bool same; /* the same version runs: nothing to do */
+};
+
+static void running_free(struct running *x)
+{
+    free(x->control);
+    free(x->deployment);
+    free(x->listeners);
+}
+
+/* A second `up` of a running app: the same version is nothing to do, another one rolls it
+ * over (engine/deploy/rollout.h); a rollout under way or a deployer that does not answer is
+ * refused. Records of deployers that are gone were cleaned by the caller. */
+static int examine(const struct wd_deployment_rec *recs, size_t n, const char *app,
+                   const char *version, struct running *out, struct wd_error **err)
+{
+    const struct wd_deployment_rec *alive = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].deployer_alive)
+            continue;
+        if (alive)
+            return wd_err(err, EBUSY,
+                          "a rollout of %s is under way (deployment %.8s to %.8s); wait for it "
+                          "to end, or stop it with 'weaver-docker rollout %s --abort'",
+                          app, alive->deployment, recs[i].deployment, app);
+        alive = &recs[i];
+    }
+    if (alive == NULL)
+        return 0;
+    autofree char *sock = wd_state_control_path(alive);
+    struct wd_buf resp = {.max = 8 << 20};
+    int status = 0;
+    autoerr struct wd_error *e = NULL;
+    autojson cJSON *st = NULL;
+    if (sock && wd_control_call(sock, "GET", "/v1/status", NULL, 0, 5000, &status, &resp, &e) == 0 &&
+        status == 200)
+        st = cJSON_ParseWithLength(resp.data ? (const char *)resp.data : "", resp.len);
+    wd_buf_free(&resp);
+    if (st == NULL)
+        return wd_err(err, EEXIST,
+                      "%s is already up (deployment %.8s, deployer pid %ld) and its deployer "
+                      "does not answer%s%s; run 'weaver-docker down %s' first",
+                      app, alive->deployment, alive->pid, e ? ": " : "", e ? e->msg : "", app);
+    const cJSON *ro = wd_json_obj(st, "rollout");
+    const char *rstate = wd_json_str(ro, "state");
+    if (rstate && strcmp(rstate, "done") != 0 && strcmp(rstate, "failed") != 0)
+        return wd_err(err, EBUSY,
+                      "a rollout of %s is under way (deployment %.8s is %s); wait for it to "
+                      "end, or stop it with 'weaver-docker rollout %s --abort'",
+                      app, alive->deployment, rstate, app);
+    const char *v = wd_json_str(st, "version");
+    if (v && strcmp(v, version) == 0) {
+        out->same = true;
+        out->deployment = xstrdup(alive->deployment);
+        out->from.pid = alive->pid;
+        return 0;
+    }
+    struct wd_buf lis = {0};
+    const cJSON *l;
+    cJSON_ArrayForEach(l, wd_json_obj(st, "listeners"))
+        if (cJSON_IsString(l))
+            wd_buf_printf(&lis, "%s%s=%s", lis.len ? ";" : "", l->string, l->valuestring);
+    out->control = WD_STEAL(sock);
+    out->deployment = xstrdup(alive->deployment);
+    out->listeners = lis.len ? wd_buf_steal_str(&lis) : xstrdup("");
+    wd_buf_free(&lis);
+    out->from = (struct wd_rollout_from){.control = out->control, .pid = alive->pid,
+                                         .deployment = out->deployment,
+                                         .listeners = out->listeners};
+    return 0;
+}
+
+/* Clean up after deployers that were killed, then look at the one that runs (examine). */
+static int check_running(struct wd_docker *dk, const char *app, const char *version,
+                         struct running *out, struct wd_error **err)
 {
     struct wd_deployment_rec *recs = NULL;
     size_t n = 0;
     int r = wd_state_list(dk, app, &recs, &n, err);
     for (size_t i = 0; r == 0 && i < n; i++) {
-        if (recs[i].deployer_alive) {
-            r = wd_err(err, EEXIST,
-                       "%s is already up (deployment %.8s, deployer pid %ld); run 'weaver-docker "
-                       "down %s' first",
-                       app, recs[i].deployment, recs[i].pid, app);
-            break;
-        }
+        if (recs[i].deployer_alive)
+            continue;
         wd_warn("removing what an earlier deployment of %s left behind (its deployer is gone)",
                 app);
         r = wd_state_remove(dk, &recs[i], 0, NULL, err);
     }
+    if (r == 0)
+        r = examine(recs, n, app, version, out, err);
     wd_state_free(recs, n);
     return r;
 }
 
+/* The same version runs: one line, exit 0. */
+static int up_to_date(const char *app, const struct running *x)
+{
+    printf("%s is up to date (deployment %.8s, deployer pid %ld): the same binary and config "
+           "run already\n",
+           app, x->deployment, x->from.pid);
+    return 0;
+}
+
+/* How long `up -d` waits for "ready": a rollout may take its timeout, then its duration. */
+static int64_t ready_timeout(const struct wd_config *cfg, const struct wd_deploy_opts *o)
+{
+    if (o->rollout == NULL)
+        return READY_TIMEOUT_MS;
+    return cfg->rollout_timeout_ms + cfg->rollout_nanos / 1000000 + 30000;
+}
+
 /* Detach: the child runs the deployment with its output in the app's state directory; the
  * parent returns once the child reports the app ready (or prints why it failed). */
-static int detach(const char *app, const char *dir, int *ready_fd, struct wd_error **err)
+static int detach(const char *app, const char *dir, const char *rolled_from, int64_t timeout_ms,
+                  int *ready_fd, struct wd_error **err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
@@ -160,7 +289,7 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
     char buf[8192];
     size_t len = 0;
-    int64_t deadline = wd_now_ms() + READY_TIMEOUT_MS;
+    int64_t deadline = wd_now_ms() + timeout_ms;
     const char *why = NULL;
     bool ready = false;
     autofree char *failure = NULL;
@@ -197,7 +326,11 @@ static int detach(const char *app, const char *dir, int *ready_fd, struct wd_err
                     deadline = wd_now_ms();
             } else if (strncmp(buf, "ready", 5) == 0) {
                 ready = true;
-                printf("%s is up (deployer pid %d)\n", app, (int)pid);
+                if (rolled_from)
+                    printf("%s rolled over from deployment %.8s (deployer pid %d serves it now)\n",
+                           app, rolled_from, (int)pid);
+                else
+                    printf("%s is up (deployer pid %d)\n", app, (int)pid);
                 char *save = NULL;
                 for (char *t = strtok_r(buf + 5, " ;", &save); t; t = strtok_r(NULL, " ;", &save)) {
                     char *eq = strchr(t, '=');
@@ -440,8 +573,13 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
     int r = wd_docker_connect(ctx->host, &dk, err);
     if (r < 0)
         return r;
-    if ((r = check_not_up(dk, cfg->name, err)) < 0)
+    struct running running __attribute__((cleanup(running_free))) = {0};
+    if ((r = check_running(dk, cfg->name, o->version, &running, err)) < 0)
         return r;
+    if (running.same)
+        return up_to_date(cfg->name, &running);
+    if (running.control)
+        o->rollout = &running.from;
     if ((r = check_networks(dk, cfg, err)) < 0)
         return r;
     const char *owned[64];
@@ -486,7 +624,8 @@ static int up_docker(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary
         return r;
     }
     if (detached) {
-        r = detach(cfg->name, dir, &o->ready_fd, err);
+        r = detach(cfg->name, dir, running.control ? running.deployment : NULL,
+                   ready_timeout(cfg, o), &o->ready_fd, err);
         if (r <= 0) { /* parent: done */
             wd_image_result_free(&img);
             return r;
@@ -526,22 +665,23 @@ static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct 
     wd_state_list_process(cfg->name, &recs, &n);
     for (size_t i = 0; i < n && r == 0; i++) {
         if (recs[i].deployer_alive)
-            r = wd_err(err, EEXIST,
-                       "%s is already up (processes, deployer pid %ld); run 'weaver-docker down "
-                       "%s' first",
-                       cfg->name, recs[i].pid, cfg->name);
-        else { /* a deployer that was killed left them */
-            unlink(recs[i].status_path);
-            autofree char *sock =
-                xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, recs[i].pid);
-            unlink(sock);
-        }
+            continue;
+        unlink(recs[i].status_path); /* a deployer that was killed left them */
+        autofree char *sock = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, recs[i].pid);
+        unlink(sock);
     }
+    struct running running __attribute__((cleanup(running_free))) = {0};
+    r = examine(recs, n, cfg->name, o->version, &running, err);
     wd_state_free(recs, n);
     if (r < 0)
         return r;
+    if (running.same)
+        return up_to_date(cfg->name, &running);
+    if (running.control)
+        o->rollout = &running.from;
     if (detached) {
-        r = detach(cfg->name, dir, &o->ready_fd, err);
+        r = detach(cfg->name, dir, running.control ? running.deployment : NULL,
+                   ready_timeout(cfg, o), &o->ready_fd, err);
         if (r <= 0) /* parent: done */
             return r;
     }
@@ -676,6 +816,8 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
         r = check_listeners(cfg, bin, err);
     if (r == 0)
         r = check_groups(cfg, bin, err);
+    autofree char *version = r == 0 ? app_version(cfg, runtime) : NULL;
+    o.version = version;
     if (r == 0 && strcmp(runtime, "docker") == 0)
         r = up_docker(ctx, cfg, bin, &o, detached, err);
     else if (r == 0)

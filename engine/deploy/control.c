@@ -18,6 +18,7 @@
 #include "engine/deploy/proxy.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -350,6 +351,8 @@ struct conn {
     int64_t last_ms;
     struct wd_timer *idle;
     struct conn *prev, *next;
+    int pass[WD_CONTROL_MAX_FDS]; /* descriptors sent with the next bytes (SCM_RIGHTS) */
+    size_t npass;
 };
 
 struct wd_control_exchange {
@@ -419,9 +422,17 @@ static void leave(struct wd_control *c)
         destroy(c);
 }
 
+static void drop_pass(struct conn *k)
+{
+    for (size_t i = 0; i < k->npass; i++)
+        close(k->pass[i]);
+    k->npass = 0;
+}
+
 static void conn_free(struct conn *k)
 {
     struct wd_control *c = k->c;
+    drop_pass(k);
     if (k->prev)
         k->prev->next = k->next;
     else
@@ -506,7 +517,27 @@ static void serve(struct conn *k)
 static bool flush(struct conn *k)
 {
     while (k->out_off < k->out.len) {
-        ssize_t n = send(k->fd, k->out.data + k->out_off, k->out.len - k->out_off, MSG_NOSIGNAL);
+        ssize_t n;
+        if (k->npass > 0) { /* the descriptors ride on the answer's first bytes */
+            struct iovec iov = {k->out.data + k->out_off, k->out.len - k->out_off};
+            union {
+                char buf[CMSG_SPACE(sizeof(int) * WD_CONTROL_MAX_FDS)];
+                struct cmsghdr align;
+            } u;
+            memset(&u, 0, sizeof u);
+            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                                .msg_controllen = CMSG_SPACE(sizeof(int) * k->npass)};
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * k->npass);
+            memcpy(CMSG_DATA(cm), k->pass, sizeof(int) * k->npass);
+            n = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
+            if (n > 0)
+                drop_pass(k); /* the peer holds them now */
+        } else {
+            n = send(k->fd, k->out.data + k->out_off, k->out.len - k->out_off, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             k->out_off += (size_t)n;
             k->last_ms = wd_now_ms();
@@ -682,6 +713,12 @@ static void add_listener(struct wd_control *c, int fd, bool is_unix, const char 
 void wd_control_respond(struct wd_control_exchange *x, int status, const char *content_type,
                         const void *body, size_t len)
 {
+    wd_control_respond_fds(x, status, content_type, body, len, NULL, 0);
+}
+
+void wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
+                            const void *body, size_t len, const int *fds, size_t nfds)
+{
     struct conn *k = x->conn;
     bool want_close = x->close, head = x->head;
     free(x);
@@ -691,6 +728,23 @@ void wd_control_respond(struct wd_control_exchange *x, int status, const char *c
     struct wd_control *c = k->c;
     if (c->dying)
         return;
+    if (nfds > 0 && !k->trusted) {
+        status = 403; /* descriptors go to our own uid only */
+        body = "{\"error\":\"not on this socket\"}";
+        len = strlen(body);
+        nfds = 0;
+    }
+    if (nfds > WD_CONTROL_MAX_FDS) {
+        status = 500;
+        body = "{\"error\":\"too many descriptors\"}";
+        len = strlen(body);
+        nfds = 0;
+    }
+    for (size_t i = 0; i < nfds; i++) {
+        int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (d >= 0)
+            k->pass[k->npass++] = d;
+    }
     append_response(k, status, content_type, body, len, want_close, head);
     if (want_close)
         k->closing = true;
@@ -985,6 +1039,36 @@ int wd_control_call(const char *sock, const char *method, const char *path, cons
                     size_t len, int timeout_ms, int *status, struct wd_buf *resp,
                     struct wd_error **err)
 {
+    return wd_control_call_fds(sock, method, path, body, len, timeout_ms, status, resp, NULL, 0,
+                               NULL, err);
+}
+
+/* Descriptors that came with the answer: kept while there is room, else closed. */
+static void take_fds(struct msghdr *mh, int *fds, size_t maxfds, size_t *nfds)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (fds && *nfds < maxfds)
+                fds[(*nfds)++] = fd;
+            else
+                close(fd);
+        }
+    }
+}
+
+int wd_control_call_fds(const char *sock, const char *method, const char *path, const void *body,
+                        size_t len, int timeout_ms, int *status, struct wd_buf *resp, int *fds,
+                        size_t maxfds, size_t *nfds, struct wd_error **err)
+{
+    size_t nfds_dummy = 0;
+    if (nfds == NULL)
+        nfds = &nfds_dummy;
+    *nfds = 0;
     size_t ml = strlen(method);
     for (size_t i = 0; i < ml; i++)
         if (!is_tchar((unsigned char)method[i]))
@@ -1044,7 +1128,16 @@ int wd_control_call(const char *sock, const char *method, const char *path, cons
                 send_failed = true; /* it may have answered early (413): read that */
         }
         char b[16384];
-        ssize_t n = recv(fd, b, sizeof b, 0);
+        struct iovec iov = {b, sizeof b};
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * WD_CONTROL_MAX_FDS)];
+            struct cmsghdr align;
+        } u;
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                            .msg_controllen = sizeof u.buf};
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n >= 0)
+            take_fds(&mh, fds, maxfds, nfds);
         if (n > 0) {
             if (in.len + (size_t)n > CALL_MAX_BODY + WD_CONTROL_MAX_HEAD) {
                 r = wd_err(err, EMSGSIZE, "control socket %s: %s %s: answer over %u bytes", sock,
@@ -1097,6 +1190,11 @@ int wd_control_call(const char *sock, const char *method, const char *path, cons
                        sock, method, path, blen, resp->max);
         else
             *status = st;
+    }
+    if (r < 0) {
+        for (size_t i = 0; fds && i < *nfds; i++)
+            close(fds[i]);
+        *nfds = 0;
     }
     wd_buf_free(&req);
     wd_buf_free(&in);

@@ -18,6 +18,7 @@
 #define WD_CONTROL_MAX_BODY (1024 * 1024) /* request body */
 #define WD_CONTROL_MAX_CONNS 64          /* more are closed at accept */
 #define WD_CONTROL_IDLE_MS 30000         /* default idle timeout of a connection */
+#define WD_CONTROL_MAX_FDS 16            /* descriptors passed with one answer */
 
 struct wd_control;
 
@@ -43,6 +44,13 @@ typedef void (*wd_control_fn)(void *arg, struct wd_control_exchange *x,
  * server was freed, the answer is dropped; x is freed either way and must not be used again. */
 void wd_control_respond(struct wd_control_exchange *x, int status, const char *content_type,
                         const void *body, size_t len);
+
+/* wd_control_respond_fds - the same, passing @nfds descriptors (dup'ed here; the caller keeps
+ * its own) with the answer's first bytes (SCM_RIGHTS): how a deployer hands its listening
+ * sockets to the next version (engine/deploy/rollout.c). Only on the unix socket to a trusted
+ * peer (else a 403), at most WD_CONTROL_MAX_FDS (else a 500). */
+void wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
+                            const void *body, size_t len, const int *fds, size_t nfds);
 
 /* wd_control_listen_unix - serve fn(arg, ...) on a new unix socket at @path (borrowed).
  * The socket is bound in a private (0700) directory beside @path, given mode 0600 there and
@@ -100,5 +108,11 @@ char *wd_control_query(const char *query, const char *key);
 int wd_control_call(const char *sock, const char *method, const char *path, const void *body,
                     size_t len, int timeout_ms, int *status, struct wd_buf *resp,
                     struct wd_error **err);
+
+/* wd_control_call_fds - wd_control_call that also takes descriptors the answer carries: up to
+ * @maxfds into @fds (caller closes them), *nfds of them; any more are closed. */
+int wd_control_call_fds(const char *sock, const char *method, const char *path, const void *body,
+                        size_t len, int timeout_ms, int *status, struct wd_buf *resp, int *fds,
+                        size_t maxfds, size_t *nfds, struct wd_error **err);
 
 #endif

@@ -5,6 +5,7 @@
 #include "engine/base/log.h"
 #include "engine/deploy/mtls.h"
 #include "engine/deploy/operate.h"
+#include "engine/deploy/rollout.h"
 #include "engine/deploy/proxy.h"
 #include "engine/deploy/state.h"
 #include "engine/base/termout.h"
@@ -263,6 +264,17 @@ static void check_ready(struct wd_deploy *d)
     for (size_t i = 0; i < d->nlisteners; i++)
         if (wd_proxy_nbackends(d->listeners[i].proxy) == 0)
             return;
+    if (wd_rollout_pending(d)) { /* serving, but not yet the app's: rollout.c goes on */
+        wd_rollout_ready(d);
+        return;
+    }
+    wd_deploy_announce_ready(d);
+}
+
+void wd_deploy_announce_ready(struct wd_deploy *d)
+{
+    if (d->announced_ready)
+        return;
     d->announced_ready = true;
     write_status(d);
     wd_info("%s is ready", d->app);
@@ -956,6 +968,11 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
         check_all_gone(d);
         return;
     }
+    if (wd_rollout_pending(d)) { /* a new version that crashes is not rolled out */
+        wd_rollout_replica_exited(d, g->short_name, how);
+        if (d->stopping)
+            return;
+    }
     if (g->has_main && code == 0) {
         wd_termout_printf(d->terr, "weaver-docker: the app's main function returned; stopping\n");
         begin_stop(d); /* with the kill fallback after the grace period */
@@ -1084,6 +1101,7 @@ static void begin_stop(struct wd_deploy *d)
         return;
     }
     d->stopping = true;
+    wd_rollout_stopping(d); /* traffic back to the running version first */
     for (size_t i = 0; i < d->ngroups; i++)
         for (int j = 0; j < d->groups[i]->nreplicas; j++)
             if (d->groups[i]->replicas[j])
@@ -1133,6 +1151,8 @@ static int open_listener(struct wd_deploy *d, const char *name, const char *comp
     for (size_t i = 0; i < d->cfg->nlisteners; i++)
         if (strcmp(d->cfg->listeners[i].name, name) == 0)
             addr = d->cfg->listeners[i].address;
+    if (d->opts.rollout) /* the running version holds the address; ours comes at the handover */
+        addr = "127.0.0.1:0";
     struct wd_proxy *p = NULL;
     int r = wd_proxy_new(d->loop, name, addr, &p, err);
     if (r < 0)
@@ -1149,6 +1169,7 @@ static int open_listener(struct wd_deploy *d, const char *name, const char *comp
 static void free_deploy(struct wd_deploy *d)
 {
     wd_operate_stop(d); /* a run that failed early */
+    wd_rollout_free(d);
     if (d->logworker) { /* a run that failed early */
         wd_worker_free(d->logworker);
         d->logworker = NULL;
@@ -1243,6 +1264,10 @@ cJSON *wd_deploy_status_json(struct wd_deploy *d)
     cJSON_AddNumberToObject(j, "pid_start", (double)wd_proc_start_ticks((long)getpid()));
     cJSON_AddNumberToObject(j, "started", (double)d->started_s);
     wd_json_add_str(j, "log", d->opts.log_path ? d->opts.log_path : "");
+    wd_json_add_str(j, "version", d->opts.version ? d->opts.version : "");
+    cJSON *ro = wd_rollout_json(d);
+    if (ro)
+        cJSON_AddItemToObject(j, "rollout", ro);
     cJSON *jl = wd_json_add_object(j, "listeners");
     for (size_t i = 0; i < d->nlisteners; i++)
         wd_json_add_str(jl, d->listeners[i].name, wd_proxy_address(d->listeners[i].proxy));
@@ -1358,6 +1383,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
             if ((r = open_listener(d, d->bin->listeners[i].names.v[j],
                                    d->bin->listeners[i].component, err)) < 0)
                 return r;
+    wd_rollout_start(d); /* before on_start: the labels name the addresses it will take over */
     if (opts->on_start && (r = opts->on_start(d, opts->on_start_arg, err)) < 0)
         return r;
     if ((r = d->rt->init(d, err)) < 0) {
@@ -1402,6 +1428,7 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     wd_worker_free(d->logworker); /* the last batches written, their answers posted */
     d->logworker = NULL;
     wd_loop_drain(d->loop);
+    wd_rollout_free(d); /* after the log: a failed rollout shows its last lines */
     if (r == 0 && d->fatal)
         r = wd_err(err, EIO, "%s", d->fatal);
     if (r == 0)

@@ -127,11 +127,19 @@ struct wd_deploy_opts {
     struct wd_termout *term_out, *term_err;
     /* the control API's unix socket (engine/deploy/operate.h, docs/design/control-api.md), or NULL */
     const char *control_path;
+    /* what this deployment runs, to tell a changed app from the same one ("sha256:..."), in
+     * the status; or NULL */
+    const char *version;
+    /* take over from this running version (engine/deploy/rollout.h): listeners start on
+     * loopback ports and `ready` waits for the rollout; or NULL */
+    const struct wd_rollout_from *rollout;
 };
 
 struct logjob;
 struct wd_worker;
 struct wd_operate;
+struct wd_rollout;
+struct wd_rollout_from;
 struct wd_profile_job;
 struct ProtobufCMessage;
 struct cJSON;
@@ -181,6 +189,7 @@ struct wd_deploy {
     struct wd_worker *logworker;
     struct logjob *logjobs; /* submitted, their done not run yet (loop thread only) */
     struct wd_operate *op; /* the control API, metrics (engine/deploy/operate.h), or NULL */
+    struct wd_rollout *ro; /* a rollout this deployment takes part in (rollout.h), or NULL */
     struct wd_mtls *mtls; /* [docker] mtls: the deployment's CA (only in our memory), else NULL */
     int64_t restart_min_ms, restart_max_ms; /* a dead replica's restart delay, doubling */
 };
@@ -223,6 +232,9 @@ void wd_replica_call(struct wd_replica *r, enum wd_rpc_method m, const struct Pr
  * and join routing and listeners when ready; extra ones leave both at once and are stopped
  * after a short drain. Returns 0 or <0 with *err (external runtime, bad n). */
 int wd_group_scale(struct wd_group *g, int n, struct wd_error **err);
+/* The app serves: write "ready name=addr;..." to opts.ready_fd (`up -d` returns) and say so,
+ * once. check_ready does it, or after a rollout, rollout.c. */
+void wd_deploy_announce_ready(struct wd_deploy *d);
 /* Stop the deployment as SIGTERM does (once), saying @why in the log and on stderr. */
 void wd_deploy_stop(struct wd_deploy *d, const char *why);
 /* Stop the whole deployment with an error message. */

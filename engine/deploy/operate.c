@@ -1,6 +1,7 @@
 /* The control API's routes (docs/design/control-api.md) and the metrics poller. Everything
  * runs on the loop: a route reads the deployment as it is between two events. */
 #include "engine/deploy/operate.h"
+#include "engine/deploy/rollout.h"
 #include "engine/deploy/control.h"
 #include "engine/deploy/deploy.h"
 #include "engine/docker/json.h"
@@ -822,6 +823,8 @@ static void handle(void *arg, struct wd_control_exchange *x, const struct wd_con
         return get_profile(op, x, req->query);
     if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/scale") == 0)
         return post_scale(op, x, req);
+    if (wd_rollout_route(op->d, x, req))
+        return;
     respond_error(x, 404, "no route %s %s (see docs/design/control-api.md)", req->method,
                   req->path);
 }

@@ -9,7 +9,9 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define PBUF 65536
 #define MAX_CONNS 4096
@@ -34,6 +36,8 @@ struct pconn {
     int cfd, bfd; /* client, backend */
     struct wd_watch *cw, *bw;
     bool connected;
+    bool remote; /* dialing or relaying to the split's remote (another version) */
+    bool placed; /* the split was asked once for this connection */
     struct half up;   /* client -> backend */
     struct half down; /* backend -> client */
     size_t tries;
@@ -57,6 +61,13 @@ struct wd_proxy {
     size_t rr;
     size_t nconns;
     struct pconn *conns;
+    int xfd; /* a listening socket adopted from another deployer (wd_proxy_adopt_listener) */
+    struct wd_watch *xw;
+    /* the split of a rollout: @split_permille of new connections go to @remote */
+    struct backend remote;
+    bool has_remote;
+    unsigned split_permille, split_acc;
+    uint64_t remote_conns, remote_failed;
 };
 
 int wd_split_hostport(const char *addr, char **host, char **port, struct wd_error **err)
@@ -126,28 +137,60 @@ static void on_backend(struct wd_watch *w, int fd, unsigned ev, void *arg);
 static void on_client(struct wd_watch *w, int fd, unsigned ev, void *arg);
 
 /* Dials the next backend, with the proxy's spare socket when its family fits. */
+static bool dial(struct pconn *c, const struct backend *b)
+{
+    struct wd_proxy *p = c->p;
+    int fd;
+    if (p->spare_fd >= 0 && p->spare_family == b->sa.ss_family) {
+        fd = p->spare_fd;
+        p->spare_fd = -1;
+    } else {
+        fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0)
+        return false;
+    if (connect(fd, (const struct sockaddr *)&b->sa, b->salen) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return false;
+    }
+    c->bfd = fd;
+    c->bw = wd_watch_add(p->loop, fd, WD_EV_OUT, on_backend, c);
+    return true;
+}
+
+/* A new connection's first dial: to the split's remote for its share (spread evenly: an
+ * accumulator, not a coin, so every 1000 connections give exactly the share). */
+static bool take_remote(struct wd_proxy *p)
+{
+    if (!p->has_remote || p->split_permille == 0)
+        return false;
+    if (p->nbe == 0 || p->split_permille >= 1000)
+        return true;
+    p->split_acc += p->split_permille;
+    if (p->split_acc >= 1000) {
+        p->split_acc -= 1000;
+        return true;
+    }
+    return false;
+}
+
 static bool connect_backend(struct pconn *c)
 {
     struct wd_proxy *p = c->p;
+    bool first = !c->placed;
+    c->placed = true;
+    if (first && take_remote(p)) {
+        c->remote = true;
+        p->remote_conns++;
+        if (dial(c, &p->remote))
+            return true;
+        c->remote = false; /* not even a socket: this version serves it */
+        p->remote_failed++;
+    }
     while (c->tries < p->nbe) {
-        struct backend *b = &p->be[p->rr++ % p->nbe];
         c->tries++;
-        int fd;
-        if (p->spare_fd >= 0 && p->spare_family == b->sa.ss_family) {
-            fd = p->spare_fd;
-            p->spare_fd = -1;
-        } else {
-            fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        }
-        if (fd < 0)
-            continue;
-        if (connect(fd, (struct sockaddr *)&b->sa, b->salen) < 0 && errno != EINPROGRESS) {
-            close(fd);
-            continue;
-        }
-        c->bfd = fd;
-        c->bw = wd_watch_add(p->loop, fd, WD_EV_OUT, on_backend, c);
-        return true;
+        if (dial(c, &p->be[p->rr++ % p->nbe]))
+            return true;
     }
     return false;
 }
@@ -241,6 +284,10 @@ static void on_backend(struct wd_watch *w, int fd, unsigned ev, void *arg)
             c->bw = NULL;
             close(c->bfd);
             c->bfd = -1;
+            if (c->remote) { /* the other version did not take it: this one serves it */
+                c->remote = false;
+                c->p->remote_failed++;
+            }
             if (!connect_backend(c))
                 pconn_free(c);
             return;
@@ -307,7 +354,8 @@ static void on_accept(struct wd_watch *w, int fd, unsigned ev, void *arg)
             pause_accepting(p, errno);
             return;
         }
-        if (p->nbe == 0 || p->nconns >= MAX_CONNS) {
+        if ((p->nbe == 0 && !(p->has_remote && p->split_permille > 0)) ||
+            p->nconns >= MAX_CONNS) {
             close(cfd); /* nothing to serve it yet: a quick refusal beats a hang */
             continue;
         }
@@ -386,6 +434,7 @@ int wd_proxy_new(struct wd_loop *l, const char *name, const char *address, struc
     p->loop = l;
     p->name = xstrdup(name);
     p->lfd = fd;
+    p->xfd = -1;
     p->spare_fd = -1;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -403,7 +452,12 @@ void wd_proxy_free(struct wd_proxy *p)
     while (p->conns)
         pconn_free(p->conns);
     wd_watch_free(p->lw);
-    close(p->lfd);
+    if (p->lfd >= 0)
+        close(p->lfd);
+    wd_watch_free(p->xw);
+    if (p->xfd >= 0)
+        close(p->xfd);
+    free(p->remote.addr);
     if (p->spare_fd >= 0)
         close(p->spare_fd);
     for (size_t i = 0; i < p->nbe; i++)
@@ -450,3 +504,85 @@ void wd_proxy_remove_backends(struct wd_proxy *p, const void *owner)
     }
     p->nbe = j;
 }
+
+static bool resolve(const char *addr, struct backend *b)
+{
+    char *host = NULL, *port = NULL;
+    if (wd_split_hostport(addr, &host, &port, NULL) < 0)
+        return false;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    bool ok = getaddrinfo(host, port, &hints, &ai) == 0 && ai;
+    if (ok) {
+        memcpy(&b->sa, ai->ai_addr, ai->ai_addrlen);
+        b->salen = ai->ai_addrlen;
+    }
+    if (ai)
+        freeaddrinfo(ai);
+    free(host);
+    free(port);
+    return ok;
+}
+
+int wd_proxy_set_split(struct wd_proxy *p, const char *remote, unsigned permille)
+{
+    if (remote == NULL) {
+        free(p->remote.addr);
+        memset(&p->remote, 0, sizeof p->remote);
+        p->has_remote = false;
+        p->split_permille = 0;
+        return 0;
+    }
+    if (!p->has_remote || strcmp(p->remote.addr, remote) != 0) {
+        struct backend b = {0};
+        if (!resolve(remote, &b))
+            return -EINVAL;
+        free(p->remote.addr);
+        p->remote = b;
+        p->remote.addr = xstrdup(remote);
+        p->has_remote = true;
+        p->split_acc = 0;
+    }
+    p->split_permille = permille > 1000 ? 1000 : permille;
+    return 0;
+}
+
+void wd_proxy_split_stats(const struct wd_proxy *p, uint64_t *sent, uint64_t *failed)
+{
+    *sent = p->remote_conns;
+    *failed = p->remote_failed;
+}
+
+const char *wd_proxy_backend(const struct wd_proxy *p, size_t i)
+{
+    return i < p->nbe ? p->be[i].addr : NULL;
+}
+
+int wd_proxy_take_listener(struct wd_proxy *p)
+{
+    wd_watch_free(p->lw);
+    p->lw = NULL;
+    int fd = p->lfd;
+    p->lfd = -1;
+    return fd;
+}
+
+void wd_proxy_adopt_listener(struct wd_proxy *p, int fd)
+{
+    wd_watch_free(p->xw);
+    if (p->xfd >= 0)
+        close(p->xfd);
+    p->xfd = fd;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        fmt_addr((struct sockaddr *)&ss, p->addr, sizeof p->addr, &p->port);
+    p->xw = wd_watch_add(p->loop, fd, WD_EV_IN, on_accept, p);
+}
+
+size_t wd_proxy_nconns(const struct wd_proxy *p) { return p->nconns; }

@@ -27,5 +27,24 @@ int wd_proxy_port(const struct wd_proxy *p);
 void wd_proxy_add_backend(struct wd_proxy *p, const char *addr, const void *owner);
 void wd_proxy_remove_backends(struct wd_proxy *p, const void *owner);
 size_t wd_proxy_nbackends(const struct wd_proxy *p);
+/* The i-th backend's address, or NULL past the end. Borrowed. */
+const char *wd_proxy_backend(const struct wd_proxy *p, size_t i);
+/* Open connections (both directions relayed), for a drain. */
+size_t wd_proxy_nconns(const struct wd_proxy *p);
+
+/* --- rollouts (engine/deploy/rollout.c) --- */
+/* wd_proxy_set_split - send @permille (0..1000) of new connections to @remote ("ip:port", the
+ * next version's own proxy), spread evenly; the rest round-robin to our backends, as before.
+ * A connection stays where it started. A remote that refuses a connection gets no retry: our
+ * backends serve it. @remote NULL ends the split. Returns 0 or -EINVAL (not numeric). */
+int wd_proxy_set_split(struct wd_proxy *p, const char *remote, unsigned permille);
+/* Connections sent to the remote so far, and those it refused (served here instead). */
+void wd_proxy_split_stats(const struct wd_proxy *p, uint64_t *sent, uint64_t *failed);
+/* wd_proxy_take_listener - stop accepting and give up the listening socket (the caller owns
+ * the returned fd); open connections go on. -1 if already taken. */
+int wd_proxy_take_listener(struct wd_proxy *p);
+/* wd_proxy_adopt_listener - also accept on @fd (a listening socket another deployer held; we
+ * own it now), and report its address from now on. */
+void wd_proxy_adopt_listener(struct wd_proxy *p, int fd);
 
 #endif

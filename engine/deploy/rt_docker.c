@@ -790,8 +790,12 @@ char *wd_docker_volume_name(const char *app, const char *name)
     return xasprintf("%s_%s", app, name);
 }
 
+/* APP-GROUP-SLOT; a version started beside the running one (a rollout) adds its short
+ * deployment id, as the running one's containers keep their names meanwhile. */
 static char *container_name(struct wd_deploy *d, struct wd_replica *r)
 {
+    if (d->opts.rollout)
+        return xasprintf("%s-%s-%d-%.8s", d->app, r->g->slug, r->slot, d->deployment_id);
     return xasprintf("%s-%s-%d", d->app, r->g->slug, r->slot);
 }
 

@@ -1386,6 +1386,38 @@ static int docker_metrics(struct ctx *x, const struct wd_toml_kv *kv)
     return 0;
 }
 
+/* drain = "10s", rollout_timeout = "2m": durations of a rollout (engine/deploy/rollout.c) */
+static int docker_duration(struct ctx *x, const struct wd_toml_kv *kv, int64_t *out_ms,
+                           const char *example)
+{
+    const struct wd_toml_node *v = kv->val;
+    int64_t ns = 0;
+    if (v->type != WD_TOML_STRING)
+        return type_err(x, kv, "a duration string like \"10s\"");
+    if (wd_config_parse_duration(v->u.str.s, &ns) < 0 || ns < 0) {
+        autofree char *q = qs(v->u.str.s);
+        return cfail(x, kv->line, "%s %s is not a valid duration; write e.g. \"%s\"", kv->key, q,
+                     example);
+    }
+    if (ns > (int64_t)24 * 3600 * 1000000000LL)
+        return cfail(x, kv->line, "%s: at most \"24h\"", kv->key);
+    *out_ms = ns / 1000000;
+    return 0;
+}
+
+static int docker_drain(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    return docker_duration(x, kv, &x->c->drain_ms, "10s");
+}
+
+static int docker_rollout_timeout(struct ctx *x, const struct wd_toml_kv *kv)
+{
+    int r = docker_duration(x, kv, &x->c->rollout_timeout_ms, "2m");
+    if (r == 0 && x->c->rollout_timeout_ms < 1000)
+        return cfail(x, kv->line, "rollout_timeout: at least \"1s\"");
+    return r;
+}
+
 static const struct field docker_fields[] = {
     {"replicas", docker_replicas},
     {"listeners", docker_listeners},
@@ -1402,6 +1434,8 @@ static const struct field docker_fields[] = {
     {"pids", apply_pids},
     {"mtls", docker_mtls},
     {"metrics", docker_metrics},
+    {"drain", docker_drain},
+    {"rollout_timeout", docker_rollout_timeout},
 };
 
 /* The part of [docker] that needs the whole section: environment lists (env_file entries, then
@@ -1620,6 +1654,8 @@ int wd_config_parse_ex(const char *text, size_t len, const char *path, unsigned 
     c->path = path_abs(NULL, path);
     c->path_shown = xstrdup(path);
     c->replicas = 1;
+    c->drain_ms = WD_CONFIG_DEFAULT_DRAIN_MS;
+    c->rollout_timeout_ms = WD_CONFIG_DEFAULT_ROLLOUT_TIMEOUT_MS;
     const struct wd_toml_node *root = wd_toml_root(doc);
     size_t n = wd_toml_len(root);
     c->sections = xcalloc(n ? n : 1, sizeof *c->sections);
@@ -1658,6 +1694,8 @@ static int load_binary(const char *path, struct wd_config **out)
     c->binary = path_abs(NULL, path);
     c->name = xstrdup(path_base(c->binary));
     c->replicas = 1;
+    c->drain_ms = WD_CONFIG_DEFAULT_DRAIN_MS;
+    c->rollout_timeout_ms = WD_CONFIG_DEFAULT_ROLLOUT_TIMEOUT_MS;
     c->res.pids = WD_CONFIG_DEFAULT_PIDS;
     c->sections = xcalloc(1, sizeof *c->sections);
     *out = c;

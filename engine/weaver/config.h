@@ -124,7 +124,14 @@ struct wd_config {
                   graph says (engine/deploy/mtls.h) */
     char *metrics_addr; /* metrics = "host:port": Prometheus text of the app's metrics there,
                            else NULL (engine/deploy/operate.h) */
+    /* a rollout (engine/deploy/rollout.c): how long the old version's open connections may
+     * finish after the new one took all traffic (drain = "10s"), and how long the new one may
+     * take to start and answer (rollout_timeout = "2m") */
+    int64_t drain_ms, rollout_timeout_ms;
 };
+
+#define WD_CONFIG_DEFAULT_DRAIN_MS 10000
+#define WD_CONFIG_DEFAULT_ROLLOUT_TIMEOUT_MS 120000
 
 #define WD_CONFIG_DEFAULT_PIDS 4096
 

@@ -233,7 +233,7 @@ static void test_docker_errors(void **state)
     expect_err(APP "[docker]\nreplica = 2\n",
                "weaver.toml:4: [docker] unknown key \"replica\" (valid keys: replicas, "
                "listeners, groups, env, env_file, host_ports, volumes, secrets, networks, "
-               "extra_hosts, memory, cpus, pids, mtls, metrics)");
+               "extra_hosts, memory, cpus, pids, mtls, metrics, drain, rollout_timeout)");
     expect_err(APP "[docker]\n[\"github.com/ServiceWeaver/weaver/docker\"]\n",
                "weaver.toml:4: conflicting sections \"docker\" and "
                "\"github.com/ServiceWeaver/weaver/docker\"; keep only one of them");
@@ -289,7 +289,7 @@ static void test_docker_errors(void **state)
     expect_err(APP "[docker]\n\"a\\nb\" = 1\n",
                "weaver.toml:4: [docker] unknown key \"a\\u000ab\" (valid keys: replicas, "
                "listeners, groups, env, env_file, host_ports, volumes, secrets, networks, "
-               "extra_hosts, memory, cpus, pids, mtls, metrics)");
+               "extra_hosts, memory, cpus, pids, mtls, metrics, drain, rollout_timeout)");
     expect_err(APP "[docker]\nlisteners.\"a.b\" = {}\n",
                "weaver.toml:4: [docker] listeners.\"a.b\" has no address; write "
                "listeners.\"a.b\" = {address = \"host:port\"}");
@@ -334,6 +334,36 @@ static void test_duration(void **state)
             fail_msg("duration %s: accepted", bad[i]);
     }
     assert_int_equal(wd_config_parse_duration(NULL, &(int64_t){0}), -EINVAL);
+}
+
+
+/* [docker] drain and rollout_timeout: durations of a rollout, with their defaults. */
+static void test_rollout_keys(void **state)
+{
+    (void)state;
+    struct wd_config *c = parse_ok("[serviceweaver]\nbinary = \"x\"\n");
+    assert_int_equal(c->drain_ms, WD_CONFIG_DEFAULT_DRAIN_MS);
+    assert_int_equal(c->rollout_timeout_ms, WD_CONFIG_DEFAULT_ROLLOUT_TIMEOUT_MS);
+    wd_config_free(c);
+    c = parse_ok("[serviceweaver]\nbinary = \"x\"\nrollout = \"4s\"\n[docker]\n"
+                 "drain = \"1m30s\"\nrollout_timeout = \"45s\"\n");
+    assert_int_equal(c->drain_ms, 90000);
+    assert_int_equal(c->rollout_timeout_ms, 45000);
+    assert_int_equal(c->rollout_nanos, 4000000000LL);
+    wd_config_free(c);
+    c = parse_ok("[serviceweaver]\nbinary = \"x\"\n[docker]\ndrain = \"0s\"\n");
+    assert_int_equal(c->drain_ms, 0);
+    wd_config_free(c);
+    expect_err("[serviceweaver]\nbinary = \"x\"\n[docker]\ndrain = 10\n",
+               "weaver.toml:4: [docker] drain must be a duration string like \"10s\", not an "
+               "integer");
+    expect_err("[serviceweaver]\nbinary = \"x\"\n[docker]\ndrain = \"10 s\"\n",
+               "weaver.toml:4: [docker] drain \"10 s\" is not a valid duration; write e.g. "
+               "\"10s\"");
+    expect_err("[serviceweaver]\nbinary = \"x\"\n[docker]\nrollout_timeout = \"500ms\"\n",
+               "weaver.toml:4: [docker] rollout_timeout: at least \"1s\"");
+    expect_err("[serviceweaver]\nbinary = \"x\"\n[docker]\ndrain = \"25h\"\n",
+               "weaver.toml:4: [docker] drain: at most \"24h\"");
 }
 
 static char *write_tmp(const char *dir, const char *name, const void *data, size_t len)
@@ -1239,7 +1269,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),         cmocka_unit_test(test_defaults_and_long_forms),
         cmocka_unit_test(test_app_errors),   cmocka_unit_test(test_docker_errors),
-        cmocka_unit_test(test_duration),     cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_rollout_keys),     cmocka_unit_test(test_load_files),
         cmocka_unit_test(test_docker_new_keys), cmocka_unit_test(test_docker_env_merge),
         cmocka_unit_test(test_env_file_format), cmocka_unit_test(test_docker_file_errors),
         cmocka_unit_test(test_docker_new_errors), cmocka_unit_test(test_parse_no_files),

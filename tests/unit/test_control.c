@@ -251,6 +251,14 @@ static void handler(void *arg, struct wd_control_exchange *x, const struct wd_co
         wd_timer_add(s->loop, 300, later_fire, x);
     } else if (strcmp(req->path, "/v1/never") == 0) {
         s->held = x;
+    } else if (strcmp(req->path, "/v1/fds") == 0) { /* two pipe ends, as a handover passes */
+        int p[2];
+        if (pipe(p) == 0) {
+            static const char b[] = "{\"n\":2}";
+            wd_control_respond_fds(x, 200, NULL, b, sizeof b - 1, p, 2);
+            close(p[0]); /* the answer holds its own copies */
+            close(p[1]);
+        }
     } else {
         static const char nf[] = "{\"error\":\"no such route\"}";
         wd_control_respond(x, 404, NULL, nf, sizeof nf - 1);
@@ -669,6 +677,37 @@ static void test_stale_and_live(void **state)
     S = NULL;
 }
 
+
+/* Descriptors ride on an answer (a rollout's handover): the client gets working copies. */
+static void test_pass_fds(void **state)
+{
+    (void)state;
+    struct srv s;
+    srv_start(&s);
+    srv_run(&s);
+    struct wd_error *err = NULL;
+    struct wd_buf resp = {0};
+    int st = 0, fds[4] = {-1, -1, -1, -1};
+    size_t n = 0;
+    int r = wd_control_call_fds(s.sock, "POST", "/v1/fds", NULL, 0, 5000, &st, &resp, fds, 4, &n,
+                                &err);
+    if (r < 0)
+        fail_msg("call: %s", err->msg);
+    assert_int_equal(st, 200);
+    assert_int_equal(n, 2);
+    assert_string_equal((const char *)resp.data, "{\"n\":2}");
+    assert_int_equal(write(fds[1], "q", 1), 1); /* the pipe works across the two processes' fds */
+    char c = 0;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    assert_int_equal(c, 'q');
+    close(fds[0]);
+    close(fds[1]);
+    wd_buf_free(&resp);
+    /* a plain call to the same route closes what it is not asked to keep */
+    call_ok(s.sock, "POST", "/v1/fds", NULL, 200, "{\"n\":2}");
+    srv_stop(&s);
+}
+
 static void test_call_errors(void **state)
 {
     (void)state;
@@ -792,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_stale_and_live),
         cmocka_unit_test(test_call_errors),
+        cmocka_unit_test(test_pass_fds),
         cmocka_unit_test(test_foreign_uid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

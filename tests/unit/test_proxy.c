@@ -63,7 +63,11 @@ static int dial(int port)
     return fd;
 }
 
-static void rig_start(struct rig *g, bool backend)
+static void rig_start_split(struct rig *g, bool backend, const char *remote, unsigned pm);
+static void rig_start(struct rig *g, bool backend) { rig_start_split(g, backend, NULL, 0); }
+
+/* With a split to @remote for @pm of 1000 connections (set before the loop runs). */
+static void rig_start_split(struct rig *g, bool backend, const char *remote, unsigned pm)
 {
     struct wd_error *err = NULL;
     memset(g, 0, sizeof *g);
@@ -77,6 +81,8 @@ static void rig_start(struct rig *g, bool backend)
         wd_proxy_add_backend(g->proxy, addr, g);
         assert_int_equal(wd_proxy_nbackends(g->proxy), 1);
     }
+    if (remote)
+        assert_int_equal(wd_proxy_set_split(g->proxy, remote, pm), 0);
     assert_int_equal(pthread_create(&g->loop_th, NULL, loop_main, g), 0);
 }
 
@@ -307,6 +313,144 @@ static void test_free_with_open_connections(void **state)
     close(b);
 }
 
+
+/* Which of two listening sockets gets the next connection (10 s at most): 0, 1, or -1. */
+static int which_accepts(int a, int b, int *fd)
+{
+    struct pollfd pf[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    if (poll(pf, 2, 10000) <= 0)
+        return -1;
+    int k = (pf[0].revents & POLLIN) ? 0 : 1;
+    *fd = accept4(k ? b : a, NULL, NULL, SOCK_CLOEXEC);
+    return *fd >= 0 ? k : -1;
+}
+
+/* A rollout's split: 250 of 1000 new connections go to the remote (the next version), spread
+ * evenly: of 40 connections one after another, exactly 10; the rest to our backend. */
+static void test_split_share(void **state)
+{
+    (void)state;
+    int rport = 0;
+    int rfd = listen_any(&rport);
+    char remote[64];
+    snprintf(remote, sizeof remote, "127.0.0.1:%d", rport);
+    struct rig g;
+    rig_start_split(&g, true, remote, 250);
+    int n_remote = 0, n_local = 0;
+    for (int i = 0; i < 40; i++) {
+        int c = dial(wd_proxy_port(g.proxy));
+        assert_true(write_all(c, (const uint8_t *)"x", 1));
+        int b = -1;
+        int k = which_accepts(g.bfd, rfd, &b);
+        assert_true(k >= 0);
+        if (k)
+            n_remote++;
+        else
+            n_local++;
+        uint8_t x;
+        assert_int_equal(recv(b, &x, 1, 0), 1);
+        close(b);
+        close(c);
+    }
+    assert_int_equal(n_remote, 10);
+    assert_int_equal(n_local, 30);
+    rig_stop(&g);
+    close(rfd);
+}
+
+/* A remote that refuses (the next version's deployer is gone): our backend serves every
+ * connection, and the proxy counts the refusals. */
+static void test_split_remote_refused(void **state)
+{
+    (void)state;
+    int rport = 0;
+    int rfd = listen_any(&rport);
+    close(rfd); /* nothing listens there now */
+    char remote[64];
+    snprintf(remote, sizeof remote, "127.0.0.1:%d", rport);
+    struct rig g;
+    rig_start_split(&g, true, remote, 1000);
+    for (int i = 0; i < 5; i++) {
+        int c = dial(wd_proxy_port(g.proxy));
+        assert_true(write_all(c, (const uint8_t *)"y", 1));
+        int b = accept4(g.bfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(b >= 0);
+        uint8_t x;
+        assert_int_equal(recv(b, &x, 1, 0), 1);
+        assert_int_equal(x, 'y');
+        close(b);
+        close(c);
+    }
+    uint64_t sent = 0, failed = 0; /* settled: every connection reached our backend */
+    wd_proxy_split_stats(g.proxy, &sent, &failed);
+    assert_int_equal(sent, 5);
+    assert_int_equal(failed, 5);
+    rig_stop(&g);
+}
+
+struct handoff {
+    struct wd_loop *loop;
+    struct wd_proxy *a, *b;
+    int bport; /* b's backend */
+    int wfd;
+};
+
+/* On the loop thread: a second proxy (the next version's) takes over the first's socket. */
+static void do_handoff(void *arg)
+{
+    struct handoff *h = arg;
+    struct wd_error *err = NULL;
+    if (wd_proxy_new(h->loop, "b", "127.0.0.1:0", &h->b, &err) == 0) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", h->bport);
+        wd_proxy_add_backend(h->b, addr, h);
+        wd_proxy_adopt_listener(h->b, wd_proxy_take_listener(h->a));
+    }
+    wd_err_free(&err);
+    (void)!write(h->wfd, "k", 1);
+}
+
+/* The handover of a rollout: the listening socket moves to another proxy; a client that
+ * connects after it reaches the new proxy's backend, at the same port, and none is lost. */
+static void test_take_and_adopt(void **state)
+{
+    (void)state;
+    struct rig g;
+    rig_start(&g, true);
+    int port = wd_proxy_port(g.proxy);
+    struct handoff h = {.loop = g.loop, .a = g.proxy};
+    int b2 = listen_any(&h.bport);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    h.wfd = p[1];
+    wd_loop_post(g.loop, do_handoff, &h);
+    char k;
+    assert_int_equal(read(p[0], &k, 1), 1);
+    assert_non_null(h.b);
+    assert_int_equal(wd_proxy_port(h.b), port);
+    assert_int_equal(wd_proxy_take_listener(g.proxy), -1); /* given away already */
+    for (int i = 0; i < 3; i++) {
+        int c = dial(port);
+        assert_true(write_all(c, (const uint8_t *)"z", 1));
+        int b = -1;
+        assert_int_equal(which_accepts(g.bfd, b2, &b), 1);
+        uint8_t x;
+        assert_int_equal(recv(b, &x, 1, 0), 1);
+        close(b);
+        close(c);
+    }
+    wd_loop_post(g.loop, stop, g.loop);
+    pthread_join(g.loop_th, NULL);
+    wd_proxy_free(h.b);
+    wd_proxy_free(g.proxy);
+    wd_loop_drain(g.loop);
+    wd_loop_free(g.loop);
+    close(g.bfd);
+    close(b2);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +459,9 @@ int main(void)
         cmocka_unit_test(test_many_request_response),
         cmocka_unit_test(test_no_backend_refuses),
         cmocka_unit_test(test_free_with_open_connections),
+        cmocka_unit_test(test_split_share),
+        cmocka_unit_test(test_split_remote_refused),
+        cmocka_unit_test(test_take_and_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
