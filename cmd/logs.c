@@ -24,7 +24,8 @@ static const char logs_usage[] =
     "Show the logs of an app run by 'weaver-docker up', from any terminal, while it runs and\n"
     "after. Every deployment writes its weavelets' log entries (and their stdout/stderr lines)\n"
     "as JSON lines to ${XDG_STATE_HOME:-~/.local/state}/weaver-docker/APP/; this reads the\n"
-    "running deployment's file, or the newest one. Entries are printed in time order.\n\n"
+    "running deployment's file, or the newest one. Entries are printed in time order. During a\n"
+    "rollout both versions' entries are shown, each line after its [deployment].\n\n"
     "Options:\n"
     "  -f, --follow          keep printing new entries; if the app is not up, wait for its\n"
     "                        next deployment; ends when the deployment ends\n"
@@ -171,7 +172,16 @@ static bool keep_line(const char *line, const struct filter *f, int64_t *t_us)
     return keep;
 }
 
+static void show_tagged(const char *line, struct filter *f, struct wd_buf *out, bool tag);
+
 static void show(const char *line, struct filter *f, struct wd_buf *out)
+{
+    show_tagged(line, f, out, false);
+}
+
+/* @tag: several versions' entries are shown together (a rollout): each pretty line starts with
+ * its deployment's short id. */
+static void show_tagged(const char *line, struct filter *f, struct wd_buf *out, bool tag)
 {
     cJSON *j = cJSON_Parse(line);
     if (j == NULL)
@@ -208,6 +218,8 @@ static void show(const char *line, struct filter *f, struct wd_buf *out)
             const char *t = wd_json_str(j, "time");
             wd_buf_printf(out, "%s ", t ? t : "-");
         }
+        if (tag)
+            wd_buf_printf(out, "[%.8s] ", e.version ? e.version : "?");
         wd_logfmt_format(f->fmt, &e, out);
     }
     wd_buf_append(out, "\n", 1);
@@ -229,31 +241,34 @@ static int cmp_kept(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* What the file holds now, in time order (arrival order between equal times), filtered, the
- * last @tail of it (tail < 0: all). Leaves fp after the last complete line. */
-static void dump(FILE *fp, struct filter *f, long tail, struct wd_buf *out)
+/* What the files hold now (several: the versions of a rollout), merged in time order (arrival
+ * order between equal times), filtered, the last @tail of it (tail < 0: all). Leaves each fp
+ * after its last complete line. */
+static void dump_all(FILE **fps, size_t nfp, struct filter *f, long tail, struct wd_buf *out)
 {
     struct kept *v = NULL;
     size_t n = 0, cap_v = 0;
     char *line = NULL;
     size_t cap = 0;
-    for (;;) {
-        ssize_t len = getline(&line, &cap, fp);
-        if (len <= 0)
-            break;
-        if (line[len - 1] != '\n') { /* still being written: the follower reads it */
-            fseek(fp, -len, SEEK_CUR);
-            break;
+    for (size_t k = 0; k < nfp; k++) {
+        for (;;) {
+            ssize_t len = getline(&line, &cap, fps[k]);
+            if (len <= 0)
+                break;
+            if (line[len - 1] != '\n') { /* still being written: the follower reads it */
+                fseek(fps[k], -len, SEEK_CUR);
+                break;
+            }
+            int64_t t = 0;
+            if (!keep_line(line, f, &t))
+                continue;
+            if (n == cap_v) {
+                cap_v = cap_v ? 2 * cap_v : 256;
+                v = xrealloc(v, cap_v * sizeof *v);
+            }
+            v[n] = (struct kept){.t = t, .seq = n, .line = xstrdup(line)};
+            n++;
         }
-        int64_t t = 0;
-        if (!keep_line(line, f, &t))
-            continue;
-        if (n == cap_v) {
-            cap_v = cap_v ? 2 * cap_v : 256;
-            v = xrealloc(v, cap_v * sizeof *v);
-        }
-        v[n] = (struct kept){.t = t, .seq = n, .line = xstrdup(line)};
-        n++;
     }
     free(line);
     if (n > 1) /* qsort wants a non-NULL base even for nothing */
@@ -261,11 +276,16 @@ static void dump(FILE *fp, struct filter *f, long tail, struct wd_buf *out)
     size_t from = tail >= 0 && (size_t)tail < n ? n - (size_t)tail : 0;
     for (size_t i = 0; i < n; i++) {
         if (i >= from)
-            show(v[i].line, f, out);
+            show_tagged(v[i].line, f, out, nfp > 1);
         free(v[i].line);
     }
     free(v);
     fflush(stdout);
+}
+
+static void dump(FILE *fp, struct filter *f, long tail, struct wd_buf *out)
+{
+    dump_all(&fp, 1, f, tail, out);
 }
 
 /* The newest deployment log of the app's state directory, or NULL. Caller frees. */
@@ -284,6 +304,7 @@ static char *newest_log(const char *dir)
  * exists, else none. Sets *several when @app is NULL and more than one app is up. */
 struct target {
     char *app, *deployment, *log_path;
+    char *older_log; /* a rollout under way: the running old version's log file, or NULL */
 };
 
 static void target_free(struct target *t)
@@ -291,6 +312,7 @@ static void target_free(struct target *t)
     free(t->app);
     free(t->deployment);
     free(t->log_path);
+    free(t->older_log);
     *t = (struct target){0};
 }
 
@@ -324,7 +346,7 @@ static int find_running(struct wd_docker *dk, const char *app, struct target *t,
     autoerr struct wd_error *lerr = NULL;
     if (wd_state_list_all(dk, app, &recs, &n, &lerr) < 0)
         return 0;
-    const struct wd_deployment_rec *pick = NULL;
+    const struct wd_deployment_rec *pick = NULL, *older = NULL;
     autofree char *apps = NULL;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
@@ -335,6 +357,7 @@ static int find_running(struct wd_docker *dk, const char *app, struct target *t,
             free(apps);
             apps = more;
         }
+        older = pick && strcmp(pick->app, recs[i].app) == 0 ? pick : NULL;
         pick = &recs[i]; /* the newest of them */
     }
     int r = 0;
@@ -343,7 +366,11 @@ static int find_running(struct wd_docker *dk, const char *app, struct target *t,
     else if (pick) {
         autofree char *live = live_log_path(pick);
         *t = (struct target){xstrdup(pick->app), xstrdup(pick->deployment),
-                             xstrdup(live ? live : pick->log_path)};
+                             xstrdup(live ? live : pick->log_path), NULL};
+        if (older) { /* two versions of the app run: a rollout */
+            autofree char *olive = live_log_path(older);
+            t->older_log = xstrdup(olive ? olive : older->log_path);
+        }
     }
     wd_state_free(recs, n);
     return r;
@@ -498,13 +525,20 @@ int wd_cmd_logs(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err
     f.fmt = wd_logfmt_new(ctx->color);
     struct wd_buf out = {0};
     int r = 0;
+    FILE *ofp = NULL;
     FILE *fp = path ? fopen(path, "re") : NULL;
     if (path && fp == NULL) {
         r = wd_err_sys(err, errno, "logs: open %s", path);
         goto done;
     }
-    if (fp)
+    ofp = t.older_log ? fopen(t.older_log, "re") : NULL;
+    if (fp && ofp) { /* both versions, each line with its deployment */
+        FILE *both[2] = {ofp, fp};
+        dump_all(both, 2, &f, tail, &out);
+        fclose(ofp);
+    } else if (fp) {
         dump(fp, &f, tail, &out);
+    }
     while (follow && r == 0) {
         if (t.log_path == NULL) {
             /* not up: wait for its next deployment, and follow that one from its start */

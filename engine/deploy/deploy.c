@@ -1400,9 +1400,18 @@ static int run(struct wd_deploy *d, struct wd_error **err)
                       "weaver-docker: deploying %s (deployment %.8s, %zu group%s, runtime %s%s)\n",
                       d->app, d->deployment_id, d->ngroups, d->ngroups == 1 ? "" : "s",
                       d->rt->name, d->mtls ? ", mtls" : "");
-    for (size_t i = 0; i < d->nlisteners; i++)
-        wd_termout_printf(d->terr, "weaver-docker: listener \"%s\" at %s\n", d->listeners[i].name,
-                wd_proxy_address(d->listeners[i].proxy));
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        const char *bound = wd_proxy_address(d->listeners[i].proxy);
+        const char *pub = wd_rollout_public_address(d, d->listeners[i].name, bound);
+        if (strcmp(pub, bound) != 0) /* a rollout: the running version holds it meanwhile */
+            wd_termout_printf(d->terr,
+                              "weaver-docker: listener \"%s\" at %s once the rollout is done "
+                              "(meanwhile %s)\n",
+                              d->listeners[i].name, pub, bound);
+        else
+            wd_termout_printf(d->terr, "weaver-docker: listener \"%s\" at %s\n",
+                              d->listeners[i].name, bound);
+    }
     struct wd_component *main_c = wd_deploy_comp(d, WD_MAIN_COMPONENT);
     main_c->started = true;
     group_activate(main_c->group);

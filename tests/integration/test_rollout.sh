@@ -7,7 +7,7 @@
 #  - rollout = "4s": the share of v2 answers rises (request buckets, not time);
 #  - a v2 that crashes at start, and one whose listener never answers: up exits != 0 with the
 #    reason and v2's last log lines, v1 served every request, nothing of v2 is left;
-#  - `rollout --abort` during a slow rollout: the same;
+#  - `rollout --abort` during a slow rollout: the same; meanwhile ps and logs show both versions;
 #  - the new deployer killed (SIGKILL) mid-rollout: v1 serves every request again; `down`
 #    removes both versions; the next `up` works.
 source "$(dirname "$0")/lib.sh"
@@ -176,6 +176,9 @@ UP=$!
 check "abort: the rollout shifts" wait_for grep -q "% of new connections go to" "$WD_TMP/a2"
 "$WD_BIN" ps "$APP" >"$WD_TMP/a.ps" 2>&1
 check "abort: ps shows both versions and the share" bash -c "grep -q 'rollout: new version' '$WD_TMP/a.ps' && grep -q 'rollout: old version' '$WD_TMP/a.ps'"
+"$WD_BIN" logs "$APP" >"$WD_TMP/a.logs" 2>&1
+check "abort: logs shows both versions' entries, each after its [deployment]" \
+    bash -c "[ \"\$(grep -oE '^\[[0-9a-f]{8}\]' '$WD_TMP/a.logs' | sort -u | wc -l)\" = 2 ]"
 check "abort: rollout APP shows it" bash -c "'$WD_BIN' rollout $APP | grep -q 'of new connections on the new version (shifting)'"
 check "abort: rollout --abort" "$WD_BIN" rollout "$APP" --abort
 wait $UP
