@@ -6,6 +6,7 @@
 #include "engine/weaver/binary.h"
 #include "engine/weaver/config.h"
 #include "engine/deploy/deploy.h"
+#include "engine/deploy/plan.h"
 #include "engine/docker/docker.h"
 #include "engine/docker/http.h"
 #include "engine/docker/image.h"
@@ -62,86 +63,6 @@ static const char compose_usage[] =
 
 /* ---- inputs (the same checks as `up`) ---- */
 
-/* ---- groups, as engine/deploy/deploy.c forms them: [serviceweaver] colocate, then one group for
- * every other component ---- */
-
-struct grp {
-    char *name;
-    char *service;
-    const char **comps; /* borrowed from the config and the binary */
-    size_t ncomps;
-    int replicas;
-};
-
-static bool grouped(const struct grp *g, size_t n, const char *c)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < g[i].ncomps; j++)
-            if (strcmp(g[i].comps[j], c) == 0)
-                return true;
-    return false;
-}
-
-static void grp_add(struct grp *g, const char *c)
-{
-    if (g->name == NULL) {
-        g->name = xstrdup(c);
-        g->service = wd_component_slug(c);
-    }
-    g->comps = xrealloc(g->comps, (g->ncomps + 1) * sizeof *g->comps);
-    g->comps[g->ncomps++] = c;
-}
-
-static struct grp *make_groups(const struct wd_config *cfg, const struct wd_binary_info *bin,
-                               size_t *n)
-{
-    struct grp *g = xcalloc(cfg->ncolocate + bin->ncomponents + 2, sizeof *g);
-    size_t ng = 0;
-    for (size_t i = 0; i < cfg->ncolocate; i++) {
-        bool any = false;
-        for (size_t j = 0; j < cfg->colocate[i].n; j++) {
-            const char *c = cfg->colocate[i].v[j];
-            if (grouped(g, ng + (any ? 1 : 0), c))
-                continue;
-            grp_add(&g[ng], c);
-            any = true;
-        }
-        if (any)
-            ng++;
-    }
-    for (size_t i = 0; i <= bin->ncomponents; i++) {
-        const char *c = i < bin->ncomponents ? bin->components[i] : WD_MAIN_COMPONENT;
-        if (!grouped(g, ng, c))
-            grp_add(&g[ng++], c);
-    }
-    char **names = xcalloc(ng + 1, sizeof *names); /* as engine/deploy/deploy.c numbers them */
-    for (size_t i = 0; i < ng; i++)
-        names[i] = g[i].service;
-    wd_unique_names(names, ng);
-    for (size_t i = 0; i < ng; i++)
-        g[i].service = names[i];
-    free(names);
-    for (size_t i = 0; i < ng; i++) {
-        g[i].replicas = cfg->replicas > 0 ? cfg->replicas : 1;
-        for (size_t k = 0; k < cfg->ngroups; k++)
-            for (size_t j = 0; j < g[i].ncomps; j++)
-                if (strcmp(cfg->groups[k].component, g[i].comps[j]) == 0)
-                    g[i].replicas = cfg->groups[k].replicas;
-    }
-    *n = ng;
-    return g;
-}
-
-static void groups_free(struct grp *g, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(g[i].name);
-        free(g[i].service);
-        free((void *)g[i].comps);
-    }
-    free(g);
-}
-
 /* ---- listeners ---- */
 
 static int free_port(uint16_t *out, struct wd_error **err)
@@ -165,12 +86,7 @@ static int free_port(uint16_t *out, struct wd_error **err)
 static int listener_ports(const struct wd_config *cfg, const struct wd_binary_info *bin, bool swarm,
                           struct wd_compose_listener **out, size_t *nout, struct wd_error **err)
 {
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (!wd_binary_has_listener(bin, cfg->listeners[i].name))
-            return wd_err(err, EINVAL, "%s:%d: [docker] listener \"%s\" is not declared by the app",
-                          cfg->path_shown ? cfg->path_shown : "config", cfg->listeners[i].line,
-                          cfg->listeners[i].name);
-    struct wd_compose_listener *v = NULL;
+    struct wd_compose_listener *v = NULL; /* the names are checked (wd_plan_check) */
     size_t n = 0;
     for (size_t j = 0; j < bin->nlisteners; j++)
         for (size_t k = 0; k < bin->listeners[j].names.n; k++) {
@@ -403,14 +319,14 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     if (r < 0)
         return r;
     size_t ng = 0;
-    struct grp *g = make_groups(cfg, bin, &ng);
+    struct wd_group_plan *g = wd_groups_plan(cfg, bin, &ng); /* as up forms them */
     struct wd_compose_group *cg = xcalloc(ng + 1, sizeof *cg);
     bool pids_set = false;
     for (size_t i = 0; i < ng; i++) {
         const struct wd_strv *env = wd_config_group_env(cfg, g[i].name);
         struct wd_resources res = wd_config_group_res(cfg, g[i].name);
         cg[i] = (struct wd_compose_group){.name = g[i].name,
-                                          .service = g[i].service,
+                                          .service = g[i].slug,
                                           .replicas = g[i].replicas,
                                           .env = (const char *const *)env->v,
                                           .nenv = env->n,
@@ -560,7 +476,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     wd_image_result_free(&img);
     world_free(&w);
     free(cg);
-    groups_free(g, ng);
+    wd_groups_plan_free(g, ng);
     return r;
 }
 
@@ -617,6 +533,8 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
         r = wd_binary_inspect(cfg->binary, &bin, err);
     if (r == 0)
         r = wd_binary_check_supported(bin, err);
+    if (r == 0)
+        r = wd_plan_check(cfg, bin, err); /* what up checks, with the same lines */
     if (r == 0)
         r = run(ctx, input, &co, cfg, bin, err);
     wd_binary_info_free(bin);

@@ -5,6 +5,7 @@
 #include "engine/docker/docker.h"
 #include "engine/docker/image.h"
 #include "engine/base/log.h"
+#include "engine/deploy/plan.h"
 #include "engine/deploy/proxy.h"
 #include "engine/deploy/rollout.h"
 #include "engine/deploy/control.h"
@@ -705,53 +706,6 @@ static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct 
     return r;
 }
 
-/* Every [docker] listener must be one the app declares. */
-static int check_listeners(const struct wd_config *cfg, const struct wd_binary_info *bin,
-                           struct wd_error **err)
-{
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        bool found = false;
-        char known[1024] = "";
-        size_t kl = 0;
-        for (size_t j = 0; j < bin->nlisteners; j++)
-            for (size_t k = 0; k < bin->listeners[j].names.n; k++) {
-                const char *n = bin->listeners[j].names.v[k];
-                if (strcmp(n, cfg->listeners[i].name) == 0)
-                    found = true;
-                int w = snprintf(known + kl, sizeof known - kl, "%s%s", kl ? ", " : "", n);
-                if (w > 0 && (size_t)w < sizeof known - kl)
-                    kl += (size_t)w;
-            }
-        if (!found)
-            return wd_err(err, EINVAL,
-                          "%s:%d: [docker] listener \"%s\" is not declared by the app (it "
-                          "declares: %s)",
-                          cfg->path_shown ? cfg->path_shown : "config", cfg->listeners[i].line,
-                          cfg->listeners[i].name, kl ? known : "no listeners");
-    }
-    return 0;
-}
-
-/* [docker] groups must name components of the app; colocate names that are not are probably
- * typos (weaver accepts them, so only warn). */
-static int check_groups(const struct wd_config *cfg, const struct wd_binary_info *bin,
-                        struct wd_error **err)
-{
-    for (size_t i = 0; i < cfg->ngroups; i++)
-        if (!wd_binary_has_component(bin, cfg->groups[i].component))
-            return wd_err(err, EINVAL,
-                          "%s:%d: [docker] groups.\"%s\": the app has no such component (see "
-                          "'weaver-docker inspect %s')",
-                          cfg->path_shown ? cfg->path_shown : "config", cfg->groups[i].line,
-                          cfg->groups[i].component, cfg->binary);
-    for (size_t i = 0; i < cfg->ncolocate; i++)
-        for (size_t j = 0; j < cfg->colocate[i].n; j++)
-            if (!wd_binary_has_component(bin, cfg->colocate[i].v[j]))
-                wd_warn("colocate names \"%s\", which the app does not have (a typo?)",
-                        cfg->colocate[i].v[j]);
-    return 0;
-}
-
 int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     static const struct option opts[] = {{"runtime", required_argument, NULL, 'r'},
@@ -813,9 +767,7 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
     if (r == 0)
         r = wd_binary_check_supported(bin, err);
     if (r == 0)
-        r = check_listeners(cfg, bin, err);
-    if (r == 0)
-        r = check_groups(cfg, bin, err);
+        r = wd_plan_check(cfg, bin, err);
     autofree char *version = r == 0 ? app_version(cfg, runtime) : NULL;
     o.version = version;
     if (r == 0 && strcmp(runtime, "docker") == 0)

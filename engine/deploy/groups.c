@@ -4,6 +4,7 @@
 #include "engine/base/util.h"
 #include "engine/deploy/deploy.h"
 #include "engine/deploy/deploy_internal.h"
+#include "engine/deploy/plan.h"
 
 #include <string.h>
 
@@ -58,15 +59,6 @@ static struct wd_component *add_comp(struct wd_deploy *d, const char *name)
     return c;
 }
 
-static int replicas_for(struct wd_deploy *d, struct wd_group *g)
-{
-    for (size_t i = 0; i < d->cfg->ngroups; i++)
-        for (size_t j = 0; j < g->ncomps; j++)
-            if (strcmp(d->cfg->groups[i].component, g->comps[j]->name) == 0)
-                return d->cfg->groups[i].replicas;
-    return d->cfg->replicas > 0 ? d->cfg->replicas : 1;
-}
-
 static struct wd_group *add_group(struct wd_deploy *d)
 {
     struct wd_group *g = xzalloc(sizeof *g);
@@ -91,51 +83,33 @@ static void group_add_comp(struct wd_group *g, struct wd_component *c)
     }
 }
 
-static void group_finish(struct wd_deploy *d, struct wd_group *g)
+static void group_finish(struct wd_group *g, int replicas)
 {
-    g->nreplicas = replicas_for(d, g);
+    g->nreplicas = replicas > 0 ? replicas : 1;
     g->want = g->nreplicas;
     g->replicas = xcalloc((size_t)g->nreplicas, sizeof *g->replicas);
 }
 
-/* Colocation groups from the config; every other component alone (as weaver multi does). */
+/* The groups up and compose both form (engine/deploy/plan.h). */
 void wd_deploy_build_groups(struct wd_deploy *d)
 {
     for (size_t i = 0; i < d->bin->ncomponents; i++)
         add_comp(d, d->bin->components[i]);
     if (wd_deploy_comp(d, WD_MAIN_COMPONENT) == NULL)
         add_comp(d, WD_MAIN_COMPONENT);
-    for (size_t i = 0; i < d->cfg->ncolocate; i++) {
-        struct wd_group *g = NULL;
-        for (size_t j = 0; j < d->cfg->colocate[i].n; j++) {
-            const char *name = d->cfg->colocate[i].v[j];
-            struct wd_component *c = wd_deploy_comp(d, name);
-            if (c == NULL)
-                c = add_comp(d, name);
-            if (c->group)
-                continue;
-            if (g == NULL)
-                g = add_group(d);
-            group_add_comp(g, c);
-        }
-        if (g)
-            group_finish(d, g);
-    }
-    for (size_t i = 0; i < d->ncomps; i++) {
-        if (d->comps[i]->group)
-            continue;
+    size_t n = 0;
+    struct wd_group_plan *plan = wd_groups_plan(d->cfg, d->bin, &n);
+    for (size_t i = 0; i < n; i++) {
         struct wd_group *g = add_group(d);
-        group_add_comp(g, d->comps[i]);
-        group_finish(d, g);
+        for (size_t j = 0; j < plan[i].ncomps; j++) {
+            struct wd_component *c = wd_deploy_comp(d, plan[i].comps[j]);
+            group_add_comp(g, c ? c : add_comp(d, plan[i].comps[j]));
+        }
+        free(g->slug); /* the plan's: unique among the groups */
+        g->slug = xstrdup(plan[i].slug);
+        group_finish(g, plan[i].replicas);
     }
-    /* one container name per group, even when two share "pkg.Type" */
-    char **slugs = xcalloc(d->ngroups + 1, sizeof *slugs);
-    for (size_t i = 0; i < d->ngroups; i++)
-        slugs[i] = d->groups[i]->slug;
-    wd_unique_names(slugs, d->ngroups);
-    for (size_t i = 0; i < d->ngroups; i++)
-        d->groups[i]->slug = slugs[i];
-    free(slugs);
+    wd_groups_plan_free(plan, n);
 }
 
 struct wd_component *wd_deploy_comp_alone(struct wd_deploy *d, const char *name)
@@ -143,7 +117,7 @@ struct wd_component *wd_deploy_comp_alone(struct wd_deploy *d, const char *name)
     struct wd_component *c = add_comp(d, name);
     struct wd_group *g = add_group(d);
     group_add_comp(g, c);
-    group_finish(d, g);
+    group_finish(g, d->cfg->replicas);
     return c;
 }
 

@@ -217,6 +217,20 @@ printf '\xb7\x00' | dd of="$WD_TMP/shop-arm64" bs=1 seek=18 conv=notrunc 2>/dev/
 bad "binary for another architecture" "arm64" A=1 -- up -d "$WD_TMP/shop-arm64"
 cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}' 'groups."example.com/shop/Kart" = {replicas = 2}')
 bad "[docker] groups names a component the app does not have" 'groups."example.com/shop/Kart": the app has no such component' A=1 -- up -d "$cfg"
+# compose refuses what up refuses, with the same line (one check for both: engine/deploy/plan.c)
+same_refusal() { # WHAT CFG
+    local a b ra=0 rb=0
+    a=$("$WD_BIN" up -d "$2" 2>&1 >/dev/null) || ra=$?
+    b=$("$WD_BIN" compose -o "$WD_TMP/never.yml" "$2" 2>&1 >/dev/null) || rb=$?
+    diag "up: $a"
+    check "up and compose refuse $1 with the same one line, and write nothing" \
+        bash -c "[ $ra != 0 ] && [ $rb != 0 ] && [ \"\$1\" = \"\$2\" ] && [ \"\$(printf '%s\n' \"\$1\" | wc -l)\" = 1 ] && [ ! -e '$WD_TMP/never.yml' ]" _ "$a" "$b"
+}
+same_refusal "a [docker] groups entry for a component the app lacks" "$cfg"
+cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}' 'groups."github.com/ServiceWeaver/weaver/Main" = {replicas = 2}' 'groups."example.com/shop/Pricer" = {replicas = 3}')
+same_refusal "two [docker] groups entries for one colocation group (Main and Pricer)" "$cfg"
+cfg=$(mkconf "$SHOP" shop 'listeners.shoop = {address = "127.0.0.1:0"}')
+same_refusal "a [docker] listener the app does not declare" "$cfg"
 # A typo in a component's own config section: weaver fails to construct it and never retries.
 cfg=$(mkconf "$SHOP" shop 'listeners.shop = {address = "127.0.0.1:0"}')
 sed -i 's/^Max = 1000/Maxx = 1000/' "$cfg"
