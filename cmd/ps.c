@@ -105,11 +105,12 @@ static void print_rollout(const cJSON *jd)
         return;
     long long share = (long long)wd_json_i64_or(ro, "permille", 0) / 10;
     if (strcmp(role, "new") == 0)
-        printf("  rollout: new version, from deployment %.8s: %s, %lld %% of new connections\n",
+        printf("  rollout: new version (from deployment %.8s): %s, takes %lld %% of new "
+               "connections\n",
                wd_json_str(ro, "from") ? wd_json_str(ro, "from") : "?", state, share);
     else
-        printf("  rollout: old version, to deployment %.8s: %s, %lld %% of new connections "
-               "(%lld open here)\n",
+        printf("  rollout: old version (to deployment %.8s): %s, keeps %lld %% of new "
+               "connections, %lld open here\n",
                wd_json_str(ro, "to") ? wd_json_str(ro, "to") : "?", state, 100 - share,
                (long long)wd_json_i64_or(ro, "open_connections", 0));
 }

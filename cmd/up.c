@@ -207,16 +207,29 @@ static int examine(const struct wd_deployment_rec *recs, size_t n, const char *a
     return 0;
 }
 
-/* Clean up after deployers that were killed, then look at the one that runs (examine). */
+/* The app's deployments on this machine, of both runtimes (the engine's only when @dk): those
+ * whose deployer was killed are cleaned up, then examine looks at the one that runs (a rollout
+ * may change the runtime: the listeners' sockets pass between deployers all the same). */
 static int check_running(struct wd_docker *dk, const char *app, const char *version,
                          struct running *out, struct wd_error **err)
 {
     struct wd_deployment_rec *recs = NULL;
     size_t n = 0;
-    int r = wd_state_list(dk, app, &recs, &n, err);
+    int r = 0;
+    if (dk)
+        r = wd_state_list_all(dk, app, &recs, &n, err);
+    else
+        wd_state_list_process(app, &recs, &n);
     for (size_t i = 0; r == 0 && i < n; i++) {
         if (recs[i].deployer_alive)
             continue;
+        if (recs[i].process) { /* a deployer that was killed left them */
+            autofree char *sock = wd_state_control_path(&recs[i]);
+            if (sock)
+                unlink(sock);
+            unlink(recs[i].status_path);
+            continue;
+        }
         wd_warn("removing what an earlier deployment of %s left behind (its deployer is gone)",
                 app);
         r = wd_state_remove(dk, &recs[i], 0, NULL, err);
@@ -654,28 +667,23 @@ report:
 
 /* The process runtime: weavelets as local processes. It records itself in a status file of the
  * app's state directory, which `ps`, `logs` and `down` read as they read engine labels. */
-static int up_process(struct wd_config *cfg, struct wd_binary_info *bin, struct wd_deploy_opts *o,
-                      bool detached, struct wd_error **err)
+static int up_process(struct wd_ctx *ctx, struct wd_config *cfg, struct wd_binary_info *bin,
+                      struct wd_deploy_opts *o, bool detached, struct wd_error **err)
 {
     autofree char *dir = NULL;
     int r = wd_state_dir(cfg->name, &dir, err);
     if (r < 0)
         return r;
-    struct wd_deployment_rec *recs = NULL;
-    size_t n = 0;
-    wd_state_list_process(cfg->name, &recs, &n);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        if (recs[i].deployer_alive)
-            continue;
-        unlink(recs[i].status_path); /* a deployer that was killed left them */
-        autofree char *sock = xasprintf("%s/" WD_STATE_CONTROL_PREFIX "%ld.sock", dir, recs[i].pid);
-        unlink(sock);
-    }
+    /* a deployment under the engine too, when one answers (a rollout may change the runtime) */
+    autodocker struct wd_docker *dk = NULL;
+    autoerr struct wd_error *cerr = NULL;
+    if (wd_docker_connect(ctx->host, &dk, &cerr) < 0)
+        dk = NULL;
     struct running running __attribute__((cleanup(running_free))) = {0};
-    r = examine(recs, n, cfg->name, o->version, &running, err);
-    wd_state_free(recs, n);
-    if (r < 0)
+    if ((r = check_running(dk, cfg->name, o->version, &running, err)) < 0)
         return r;
+    wd_docker_free(dk); /* not across the fork below */
+    dk = NULL;
     if (running.same)
         return up_to_date(cfg->name, &running);
     if (running.control)
@@ -773,7 +781,7 @@ int wd_cmd_up(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
     if (r == 0 && strcmp(runtime, "docker") == 0)
         r = up_docker(ctx, cfg, bin, &o, detached, err);
     else if (r == 0)
-        r = up_process(cfg, bin, &o, detached, err);
+        r = up_process(ctx, cfg, bin, &o, detached, err);
     wd_binary_info_free(bin);
     wd_config_free(cfg);
     return r;

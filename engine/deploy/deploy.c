@@ -1125,8 +1125,7 @@ void wd_deploy_stop(struct wd_deploy *d, const char *why)
 {
     if (d->stopping)
         return;
-    wd_termout_printf(d->terr, "weaver-docker: stopping %s (%s)\n", d->app, why);
-    wd_deploy_event(d, "info", "stopping %s: %s", d->app, why);
+    wd_deploy_event(d, "info", "stopping %s: %s", d->app, why); /* also on the terminal */
     begin_stop(d);
 }
 
@@ -1268,9 +1267,11 @@ cJSON *wd_deploy_status_json(struct wd_deploy *d)
     cJSON *ro = wd_rollout_json(d);
     if (ro)
         cJSON_AddItemToObject(j, "rollout", ro);
-    cJSON *jl = wd_json_add_object(j, "listeners");
+    cJSON *jl = wd_json_add_object(j, "listeners"); /* during a rollout, where they will be */
     for (size_t i = 0; i < d->nlisteners; i++)
-        wd_json_add_str(jl, d->listeners[i].name, wd_proxy_address(d->listeners[i].proxy));
+        wd_json_add_str(jl, d->listeners[i].name,
+                        wd_rollout_public_address(d, d->listeners[i].name,
+                                                  wd_proxy_address(d->listeners[i].proxy)));
     cJSON *jr = wd_json_add_array(j, "replicas");
     for (size_t i = 0; i < d->ngroups; i++)
         for (int k = 0; k < d->groups[i]->nreplicas; k++) {

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define PROBE_MS 3000        /* one probe's answer */
@@ -41,6 +42,7 @@
 #define STEP_MIN_MS 1000     /* the shortest step of a gradual shift */
 #define MAX_STEPS 20
 #define DRAIN_POLL_MS 100
+#define PID_POLL_MS 500
 #define TAIL_LINES 12        /* the new version's last log lines, shown when it fails */
 
 /* A request any Go net/http server answers by itself, without calling the app's handlers
@@ -87,6 +89,7 @@ struct wd_rollout {
     long to_pid;
     int pidfd;
     struct wd_watch *pidw;
+    struct wd_timer *pid_timer; /* without pidfd_open (Linux < 5.3) */
     unsigned from_permille;
     bool handed;
     int64_t drain_until;
@@ -519,8 +522,8 @@ static void handover(struct wd_rollout *ro)
     }
     ro->state = DONE;
     ro->done_ms = wd_now_ms();
-    say(ro, "%s now runs deployment %.8s (%lld ms from up, %lld ms of shift); deployment "
-            "%.8s drains its open connections and stops",
+    say(ro, "%s now runs deployment %.8s (%lld ms after it started, %lld ms of shift); "
+            "deployment %.8s drains its open connections and stops",
         d->app, d->deployment_id, (long long)(ro->done_ms - ro->t0_ms),
         (long long)(ro->done_ms - ro->serving_ms), ro->from_deployment);
     wd_deploy_announce_ready(d);
@@ -542,6 +545,23 @@ static void start_timeout(struct wd_timer *t, void *arg)
              (long long)(s / 1000));
 }
 
+/* The loop's first turn: tell the old deployer (a split of 0 %): from now on it shows the
+ * rollout and watches our pid; one that cannot roll over is found before our groups serve. */
+static void announce(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_rollout *ro = arg;
+    ro->step_timer = NULL;
+    if (ro->state != STARTING)
+        return;
+    cJSON *b = split_body(ro, 0);
+    autofree char *e = NULL;
+    int r = call_from(ro, "POST", "/v1/rollout", b, NULL, NULL, 0, NULL, &e);
+    cJSON_Delete(b);
+    if (r < 0)
+        fail(ro, "%s", e);
+}
+
 void wd_rollout_start(struct wd_deploy *d)
 {
     const struct wd_rollout_from *f = d->opts.rollout;
@@ -558,6 +578,7 @@ void wd_rollout_start(struct wd_deploy *d)
     ro->from_pid = f->pid;
     ro->t0_ms = wd_now_ms();
     ro->timeout = wd_timer_add(d->loop, d->cfg->rollout_timeout_ms, start_timeout, ro);
+    ro->step_timer = wd_timer_add(d->loop, 0, announce, ro);
     d->ro = ro;
     say(ro, "starting deployment %.8s beside deployment %.8s (deployer pid %ld)",
         d->deployment_id, ro->from_deployment, ro->from_pid);
@@ -634,6 +655,8 @@ static void end_split(struct wd_rollout *ro)
         wd_proxy_set_split(d->listeners[i].proxy, NULL, 0);
     wd_watch_free(ro->pidw);
     ro->pidw = NULL;
+    wd_timer_cancel(ro->pid_timer);
+    ro->pid_timer = NULL;
     if (ro->pidfd >= 0)
         close(ro->pidfd);
     ro->pidfd = -1;
@@ -668,6 +691,18 @@ static void on_to_gone(struct wd_watch *w, int fd, unsigned ev, void *arg)
                     "deployment %.8s serves every new connection again",
                     ro->to_deployment, ro->to_pid, d->deployment_id);
     from_free(d);
+}
+
+static void pid_poll(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_deploy *d = arg;
+    struct wd_rollout *ro = ro_of(d);
+    ro->pid_timer = NULL;
+    if (kill((pid_t)ro->to_pid, 0) < 0 && errno == ESRCH)
+        return on_to_gone(NULL, -1, 0, d);
+    if (!ro->handed)
+        ro->pid_timer = wd_timer_add(d->loop, PID_POLL_MS, pid_poll, d);
 }
 
 static size_t open_conns(struct wd_deploy *d)
@@ -737,7 +772,7 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
                            ro->to_deployment);
     if (ro == NULL) {
         int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (pfd < 0)
+        if (pfd < 0 && errno != ENOSYS)
             return respond_err(x, 409, "process %lld: %s", (long long)pid, strerror(errno));
         ro = xzalloc(sizeof *ro);
         ro->d = d;
@@ -745,7 +780,10 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
         ro->to_deployment = xstrdup(to);
         ro->to_pid = (long)pid;
         ro->pidfd = pfd;
-        ro->pidw = wd_watch_add(d->loop, pfd, WD_EV_IN, on_to_gone, d);
+        if (pfd >= 0)
+            ro->pidw = wd_watch_add(d->loop, pfd, WD_EV_IN, on_to_gone, d);
+        else /* a kernel before 5.3: look every half second */
+            ro->pid_timer = wd_timer_add(d->loop, PID_POLL_MS, pid_poll, d);
         d->ro = ro;
         wd_deploy_event(d, "info", "rollout: deployment %.8s (deployer pid %lld) takes over",
                         to, (long long)pid);
@@ -759,9 +797,7 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
             return respond_err(x, 400, "listener %s: bad address", it->string);
     }
     if (ro->from_permille != (unsigned)pm)
-        wd_deploy_event(d, "info",
-                        "rollout: deployment %.8s takes %lld %% of new connections, this one "
-                        "the rest",
+        wd_deploy_event(d, "info", "rollout: deployment %.8s takes %lld %% of new connections",
                         to, (long long)pm / 10);
     ro->from_permille = (unsigned)pm;
     cJSON *j = wd_json_new_object();
@@ -920,7 +956,9 @@ cJSON *wd_rollout_json(struct wd_deploy *d)
             wd_json_add_i64(j, "took_ms", ro->done_ms - ro->t0_ms);
     } else {
         wd_json_add_str(j, "role", "old");
-        wd_json_add_str(j, "state", ro->handed ? "draining" : "shifting");
+        wd_json_add_str(j, "state", ro->handed              ? "draining"
+                                    : ro->from_permille == 0 ? "starting"
+                                                             : "shifting");
         wd_json_add_str(j, "to", ro->to_deployment);
         wd_json_add_i64(j, "to_pid", ro->to_pid);
         wd_json_add_i64(j, "permille", ro->handed ? 1000 : ro->from_permille);

@@ -109,6 +109,20 @@ rollover() { # RUNTIME
 rollover docker
 rollover process
 
+# --- a rollout that changes the runtime: processes -> containers ---
+"$WD_BIN" up -d --runtime=process "$WD_TMP/v1.toml" >"$WD_TMP/x1" 2>&1 || { not_ok "runtime: up -d v1 (processes)"; cat "$WD_TMP/x1"; }
+port=$(port_of "$WD_TMP/x1")
+loop_start runtime "$port"
+sleep 0.5
+"$WD_BIN" up -d "$WD_TMP/v2.toml" >"$WD_TMP/x2" 2>&1
+check "runtime: up -d of v2 in containers over v1 as processes rolls over" grep -q "rolled over from deployment" "$WD_TMP/x2"
+sleep 1
+loop_stop runtime
+check "runtime: no request failed ($(wc -l <"$WD_TMP/ans.runtime") requests)" [ "$(count runtime '^FAIL$')" = 0 ]
+check "runtime: then v2 answers" bash -c "curl -fsS http://127.0.0.1:$port/ | grep -qx 'main=v2 stamp=v2'"
+check "runtime: ... and only the deployment in containers is left" wait_for bash -c "[ \"\$('$WD_BIN' ps --json $APP | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d), d[0][\"runtime\"])')\" = '1 docker' ]"
+check "runtime: down" "$WD_BIN" down "$APP"
+
 # --- rollout = "4s": the share of v2 rises ---
 "$WD_BIN" up -d "$WD_TMP/v1.toml" >"$WD_TMP/s1" 2>&1 || { not_ok "slow: up -d v1"; cat "$WD_TMP/s1"; }
 port=$(port_of "$WD_TMP/s1")
