@@ -68,9 +68,15 @@ int wd_cmd_rollout(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
         return 0;
     }
     bool is_new = strcmp(wd_json_str(j, "role") ? wd_json_str(j, "role") : "", "new") == 0;
-    printf("%s: rollout %s%s%.8s, %lld %% of new connections on the new version (%s)\n", app,
-           is_new ? "from deployment " : "to deployment ", "",
-           wd_json_str(j, is_new ? "from" : "to") ? wd_json_str(j, is_new ? "from" : "to") : "?",
-           (long long)wd_json_i64_or(j, "permille", 0) / 10, state);
+    const char *peer = wd_json_str(j, is_new ? "from" : "to");
+    long long pm = (long long)wd_json_i64_or(j, "permille", 0);
+    if (is_new)
+        printf("%s: rollout from deployment %.8s: %s, the new version takes %lld %% of new "
+               "connections\n",
+               app, peer ? peer : "?", state, pm / 10);
+    else
+        printf("%s: rollout to deployment %.8s: %s, the new version takes %lld %% of new "
+               "connections\n",
+               app, peer ? peer : "?", state, pm / 10);
     return 0;
 }

@@ -16,6 +16,7 @@ struct wd_timer;
 enum { WD_EV_IN = 1, WD_EV_OUT = 2, WD_EV_ERR = 4 };
 
 typedef void (*wd_watch_fn)(struct wd_watch *w, int fd, unsigned events, void *arg);
+/* A timer is freed before its callback runs: @t is always NULL there (clear your pointer to it). */
 typedef void (*wd_timer_fn)(struct wd_timer *t, void *arg);
 typedef void (*wd_signal_fn)(int sig, void *arg);
 typedef void (*wd_post_fn)(void *arg);

@@ -713,47 +713,60 @@ static void add_listener(struct wd_control *c, int fd, bool is_unix, const char 
 void wd_control_respond(struct wd_control_exchange *x, int status, const char *content_type,
                         const void *body, size_t len)
 {
-    wd_control_respond_fds(x, status, content_type, body, len, NULL, 0);
+    (void)wd_control_respond_fds(x, status, content_type, body, len, NULL, 0);
 }
 
-void wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
-                            const void *body, size_t len, const int *fds, size_t nfds)
+int wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
+                           const void *body, size_t len, const int *fds, size_t nfds)
 {
     struct conn *k = x->conn;
     bool want_close = x->close, head = x->head;
     free(x);
     if (k == NULL)
-        return; /* the client went away, or the server was freed */
+        return -ECONNRESET; /* the client went away, or the server was freed */
     k->pending = NULL;
     struct wd_control *c = k->c;
     if (c->dying)
-        return;
+        return -ECONNRESET;
+    int r = 0;
     if (nfds > 0 && !k->trusted) {
         status = 403; /* descriptors go to our own uid only */
         body = "{\"error\":\"not on this socket\"}";
         len = strlen(body);
         nfds = 0;
+        r = -EPERM;
     }
-    if (nfds > WD_CONTROL_MAX_FDS) {
+    if (k->npass + nfds > WD_CONTROL_MAX_FDS) {
         status = 500;
         body = "{\"error\":\"too many descriptors\"}";
         len = strlen(body);
         nfds = 0;
+        r = -E2BIG;
     }
+    size_t had = k->npass;
     for (size_t i = 0; i < nfds; i++) {
         int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
-        if (d >= 0)
-            k->pass[k->npass++] = d;
+        if (d < 0) { /* all or none: the names in the body count on them */
+            r = -errno;
+            while (k->npass > had)
+                close(k->pass[--k->npass]);
+            status = 500;
+            body = "{\"error\":\"out of descriptors\"}";
+            len = strlen(body);
+            break;
+        }
+        k->pass[k->npass++] = d;
     }
     append_response(k, status, content_type, body, len, want_close, head);
     if (want_close)
         k->closing = true;
     k->last_ms = wd_now_ms();
     if (k->in_handler)
-        return; /* serve() goes on when the handler returns */
+        return r; /* serve() goes on when the handler returns */
     enter(c);
     progress(k);
     leave(c);
+    return r;
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sa, struct wd_error **err)
@@ -1138,6 +1151,11 @@ int wd_control_call_fds(const char *sock, const char *method, const char *path, 
         ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
         if (n >= 0)
             take_fds(&mh, fds, maxfds, nfds);
+        if (n >= 0 && (mh.msg_flags & MSG_CTRUNC)) {
+            r = wd_err(err, EMSGSIZE, "control socket %s: %s %s: descriptors cut off", sock,
+                       method, path);
+            break;
+        }
         if (n > 0) {
             if (in.len + (size_t)n > CALL_MAX_BODY + WD_CONTROL_MAX_HEAD) {
                 r = wd_err(err, EMSGSIZE, "control socket %s: %s %s: answer over %u bytes", sock,

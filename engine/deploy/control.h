@@ -47,10 +47,12 @@ void wd_control_respond(struct wd_control_exchange *x, int status, const char *c
 
 /* wd_control_respond_fds - the same, passing @nfds descriptors (dup'ed here; the caller keeps
  * its own) with the answer's first bytes (SCM_RIGHTS): how a deployer hands its listening
- * sockets to the next version (engine/deploy/rollout.c). Only on the unix socket to a trusted
- * peer (else a 403), at most WD_CONTROL_MAX_FDS (else a 500). */
-void wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
-                            const void *body, size_t len, const int *fds, size_t nfds);
+ * sockets to the next version (engine/deploy/rollout.c). All or none: returns 0 when they are
+ * queued with the answer, or <0 when another answer went instead (-EPERM not a trusted unix
+ * peer: 403; -E2BIG over WD_CONTROL_MAX_FDS: 500; a dup failed: 500; -ECONNRESET the client
+ * went away: nothing). */
+int wd_control_respond_fds(struct wd_control_exchange *x, int status, const char *content_type,
+                           const void *body, size_t len, const int *fds, size_t nfds);
 
 /* wd_control_listen_unix - serve fn(arg, ...) on a new unix socket at @path (borrowed).
  * The socket is bound in a private (0700) directory beside @path, given mode 0600 there and

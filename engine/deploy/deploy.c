@@ -1073,11 +1073,10 @@ static void abandon_all(struct wd_timer *t, void *arg)
                 wd_replica_exited(d->groups[i]->replicas[j], "did not confirm its stop", -1);
 }
 
-static void kill_all(struct wd_timer *t, void *arg)
+/* Kill every weavelet: the grace period is over (@grace_over), or a second Ctrl-C. */
+static void kill_now(struct wd_deploy *d, bool grace_over)
 {
-    struct wd_deploy *d = arg;
-    if (t) { /* the grace timer itself */
-        d->kill_timer = NULL;
+    if (grace_over) {
         if (live_replicas(d) > 0)
             wd_warn("weavelets did not stop within %d s; killing them", STOP_GRACE_MS / 1000);
     } else { /* a second Ctrl-C: the grace timer goes, the abandon timer replaces it */
@@ -1094,10 +1093,19 @@ static void kill_all(struct wd_timer *t, void *arg)
         d->kill_timer = wd_timer_add(d->loop, ABANDON_MS, abandon_all, d);
 }
 
+/* The grace timer (the loop frees a timer before its callback: @t is NULL, never cancel it). */
+static void kill_all(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_deploy *d = arg;
+    d->kill_timer = NULL;
+    kill_now(d, true);
+}
+
 static void begin_stop(struct wd_deploy *d)
 {
     if (d->stopping) {
-        kill_all(NULL, d); /* a second Ctrl-C: do not wait */
+        kill_now(d, false); /* a second Ctrl-C: do not wait */
         return;
     }
     d->stopping = true;

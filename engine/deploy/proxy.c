@@ -310,9 +310,9 @@ static void on_backend(struct wd_watch *w, int fd, unsigned ev, void *arg)
 /* Out of descriptors (err): the connections stay queued in the kernel; pause accepting rather
  * than spin. Returns false for any other error. One line per episode: a storm alternates short
  * accepts and pauses, and a line per pause would flood the log it is trying to warn on. */
-static bool pause_accepting(struct wd_proxy *p, int err)
+static bool pause_accepting(struct wd_proxy *p, struct wd_watch *w, int err)
 {
-    if (!wd_watch_accept_failed(p->lw, err, 100))
+    if (!wd_watch_accept_failed(w, err, 100))
         return false;
     int64_t now = wd_now_ms();
     if (p->emfile_warned_ms && now - p->emfile_warned_ms < 30000) {
@@ -344,14 +344,14 @@ static void on_accept(struct wd_watch *w, int fd, unsigned ev, void *arg)
             int family = p->be[p->rr % p->nbe].sa.ss_family;
             p->spare_fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             p->spare_family = family;
-            if (p->spare_fd < 0 && pause_accepting(p, errno))
+            if (p->spare_fd < 0 && pause_accepting(p, w, errno))
                 return;
         }
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            pause_accepting(p, errno);
+            pause_accepting(p, w, errno);
             return;
         }
         if ((p->nbe == 0 && !(p->has_remote && p->split_permille > 0)) ||
@@ -559,13 +559,22 @@ const char *wd_proxy_backend(const struct wd_proxy *p, size_t i)
     return i < p->nbe ? p->be[i].addr : NULL;
 }
 
-int wd_proxy_take_listener(struct wd_proxy *p)
+int wd_proxy_listener_fd(const struct wd_proxy *p)
+{
+    return p->xfd >= 0 ? p->xfd : p->lfd;
+}
+
+void wd_proxy_close_listeners(struct wd_proxy *p)
 {
     wd_watch_free(p->lw);
     p->lw = NULL;
-    int fd = p->lfd;
-    p->lfd = -1;
-    return fd;
+    wd_watch_free(p->xw);
+    p->xw = NULL;
+    if (p->lfd >= 0)
+        close(p->lfd);
+    if (p->xfd >= 0)
+        close(p->xfd);
+    p->lfd = p->xfd = -1;
 }
 
 void wd_proxy_adopt_listener(struct wd_proxy *p, int fd)

@@ -40,9 +40,12 @@ size_t wd_proxy_nconns(const struct wd_proxy *p);
 int wd_proxy_set_split(struct wd_proxy *p, const char *remote, unsigned permille);
 /* Connections sent to the remote so far, and those it refused (served here instead). */
 void wd_proxy_split_stats(const struct wd_proxy *p, uint64_t *sent, uint64_t *failed);
-/* wd_proxy_take_listener - stop accepting and give up the listening socket (the caller owns
- * the returned fd); open connections go on. -1 if already taken. */
-int wd_proxy_take_listener(struct wd_proxy *p);
+/* wd_proxy_listener_fd - the listening socket new connections come to (an adopted one, else
+ * our own); still ours (a rollout's handover passes copies). -1 once closed. */
+int wd_proxy_listener_fd(const struct wd_proxy *p);
+/* wd_proxy_close_listeners - accept no more (every listening socket closed); open connections
+ * go on. */
+void wd_proxy_close_listeners(struct wd_proxy *p);
 /* wd_proxy_adopt_listener - also accept on @fd (a listening socket another deployer held; we
  * own it now), and report its address from now on. */
 void wd_proxy_adopt_listener(struct wd_proxy *p, int fd);

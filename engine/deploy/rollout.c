@@ -43,6 +43,8 @@
 #define MAX_STEPS 20
 #define DRAIN_POLL_MS 100
 #define PID_POLL_MS 500
+#define LEASE_MIN_MS 15000
+#define SETTLE_MS 5000
 #define TAIL_LINES 12        /* the new version's last log lines, shown when it fails */
 
 /* A request any Go net/http server answers by itself, without calling the app's handlers
@@ -83,6 +85,9 @@ struct wd_rollout {
     struct wd_timer *probe_timer;
     bool split_on; /* the old deployer may be sending us connections */
     char *fail_reason;
+    char *fail_msg; /* the line `up` ends with */
+    int64_t settle_until;
+    struct wd_timer *settle_timer;
     bool tail; /* show the new version's last log lines at the end */
     /* FROM */
     char *to_deployment;
@@ -91,7 +96,9 @@ struct wd_rollout {
     struct wd_watch *pidw;
     struct wd_timer *pid_timer; /* without pidfd_open (Linux < 5.3) */
     unsigned from_permille;
-    bool handed;
+    bool offered; /* copies of our listening sockets went to it (handover, not committed) */
+    bool handed;  /* committed: we accept no more, drain and stop */
+    struct wd_timer *lease_timer; /* no word from the new deployer for a while: split to 0 */
     int64_t drain_until;
     struct wd_timer *drain_timer;
     char *public_tmp; /* wd_rollout_public_address's answer */
@@ -162,6 +169,9 @@ static cJSON *split_body(struct wd_rollout *ro, unsigned permille)
     wd_json_add_str(b, "to", d->deployment_id);
     wd_json_add_i64(b, "pid", (int64_t)getpid());
     wd_json_add_i64(b, "permille", permille);
+    /* no word from us for this long: the old deployer takes every connection back (a new
+     * deployer stopped with Ctrl-Z, or wedged, still completes handshakes in its backlog) */
+    wd_json_add_i64(b, "lease_ms", ro->step_ms * 3 > LEASE_MIN_MS ? ro->step_ms * 3 : LEASE_MIN_MS);
     cJSON *l = wd_json_add_object(b, "listeners");
     for (size_t i = 0; i < d->nlisteners; i++)
         wd_json_add_str(l, d->listeners[i].name, wd_proxy_address(d->listeners[i].proxy));
@@ -243,6 +253,27 @@ static void show_tail(struct wd_rollout *ro)
 
 static void probes_free(struct wd_rollout *ro);
 
+static size_t open_conns(struct wd_deploy *d);
+
+/* A failed rollout: wait (up to SETTLE_MS) for the connections already on this version, then
+ * stop with the message. */
+static void settle(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_rollout *ro = arg;
+    ro->settle_timer = NULL;
+    if (!ro->d->stopping && open_conns(ro->d) > 0 && wd_now_ms() < ro->settle_until) {
+        ro->settle_timer = wd_timer_add(ro->d->loop, DRAIN_POLL_MS, settle, ro);
+        return;
+    }
+    if (ro->d->stopping) { /* stopped meanwhile (Ctrl-C): it ends with the message all the same */
+        if (ro->d->fatal == NULL)
+            ro->d->fatal = xstrdup(ro->fail_msg);
+        return;
+    }
+    wd_deploy_fail(ro->d, "%s", ro->fail_msg);
+}
+
 static void fail(struct wd_rollout *ro, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct wd_rollout *ro, const char *fmt, ...)
 {
@@ -261,10 +292,21 @@ static void fail(struct wd_rollout *ro, const char *fmt, ...)
     probes_free(ro);
     cancel_split(ro, why);
     ro->tail = true; /* at the end, once the log thread wrote everything (wd_rollout_free) */
-    wd_deploy_fail(ro->d,
-                   "rollout of %s to deployment %.8s failed: %s; deployment %.8s still serves "
-                   "every request, and what the new version made is removed",
-                   ro->d->app, ro->d->deployment_id, why, ro->from_deployment);
+    bool old_gone = kill((pid_t)ro->from_pid, 0) < 0 && errno == ESRCH;
+    if (old_gone)
+        ro->fail_msg = xasprintf("rollout of %s to deployment %.8s failed: %s; the deployer of "
+                                 "deployment %.8s is gone too, so nothing serves %s: run "
+                                 "'weaver-docker up' again",
+                                 ro->d->app, ro->d->deployment_id, why, ro->from_deployment,
+                                 ro->d->app);
+    else
+        ro->fail_msg = xasprintf("rollout of %s to deployment %.8s failed: %s; deployment %.8s "
+                                 "still serves every request, and what the new version made "
+                                 "is removed",
+                                 ro->d->app, ro->d->deployment_id, why, ro->from_deployment);
+    /* requests already on this version finish first (a little while), then it stops */
+    ro->settle_until = wd_now_ms() + SETTLE_MS;
+    settle(NULL, ro);
 }
 
 /* ---------- probing the new version's listeners ---------- */
@@ -452,9 +494,9 @@ static void probes_done(struct wd_rollout *ro)
 
 static void step(struct wd_timer *t, void *arg)
 {
+    (void)t; /* the loop frees a timer before its callback: the pointer goes here */
     struct wd_rollout *ro = arg;
-    if (t)
-        ro->step_timer = NULL;
+    ro->step_timer = NULL;
     if (ro->state != SHIFTING)
         return;
     if (ro->step >= ro->nsteps)
@@ -462,6 +504,11 @@ static void step(struct wd_timer *t, void *arg)
     probe_all(ro); /* then probes_done takes the step */
 }
 
+static void to_free(struct wd_deploy *d);
+
+/* At 100 %: the old deployer sends copies of its listening sockets (and keeps accepting on
+ * them); once we accept on them too, we commit and it stops accepting, drains and goes. An
+ * answer lost on the way leaves the old one serving alone: the port never closes. */
 static void handover(struct wd_rollout *ro)
 {
     struct wd_deploy *d = ro->d;
@@ -482,17 +529,24 @@ static void handover(struct wd_rollout *ro)
     if (r < 0)
         return fail(ro, "%s", e);
     const cJSON *got = wd_json_arr(ans, "listeners");
+    bool *adopted = xcalloc(d->nlisteners + 1, sizeof *adopted);
     size_t k = 0;
     const cJSON *it;
+    if (cJSON_GetArraySize(got) != (int)nfds) {
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        free(adopted);
+        cJSON_Delete(ans);
+        return fail(ro, "the deployer of deployment %.8s sent %zu sockets for %d listeners",
+                    ro->from_deployment, nfds, cJSON_GetArraySize(got));
+    }
     cJSON_ArrayForEach(it, got)
     {
-        if (k >= nfds)
-            break;
         for (size_t i = 0; cJSON_IsString(it) && i < d->nlisteners; i++)
-            if (strcmp(d->listeners[i].name, it->valuestring) == 0) {
+            if (!adopted[i] && strcmp(d->listeners[i].name, it->valuestring) == 0) {
                 wd_proxy_adopt_listener(d->listeners[i].proxy, fds[k]);
                 fds[k] = -1;
-                d->listeners[i].announced = true;
+                adopted[i] = true;
             }
         k++;
     }
@@ -500,12 +554,19 @@ static void handover(struct wd_rollout *ro)
         if (fds[i] >= 0)
             close(fds[i]);
     cJSON_Delete(ans);
+    /* we accept on them now: the old one may stop (a lost commit: it goes on accepting too,
+     * with its split at 100 % to us, until its deployer sees ours go or is stopped) */
+    cJSON *cb = wd_json_new_object();
+    wd_json_add_str(cb, "to", d->deployment_id);
+    autofree char *ce = NULL;
+    if (call_from(ro, "POST", "/v1/rollout/commit", cb, NULL, NULL, 0, NULL, &ce) < 0)
+        wd_deploy_event(d, "warn", "rollout: %s", ce);
+    cJSON_Delete(cb);
     ro->split_on = false;
-    /* listeners the old version did not have: their own addresses, now */
+    /* listeners the old version did not have: their configured addresses, now */
     for (size_t i = 0; i < d->nlisteners; i++) {
-        if (d->listeners[i].announced)
+        if (adopted[i])
             continue;
-        d->listeners[i].announced = true;
         const char *want = NULL;
         for (size_t c = 0; c < d->cfg->nlisteners; c++)
             if (strcmp(d->cfg->listeners[c].name, d->listeners[i].name) == 0)
@@ -520,6 +581,7 @@ static void handover(struct wd_rollout *ro)
         else
             wd_proxy_adopt_listener(d->listeners[i].proxy, fd);
     }
+    free(adopted);
     ro->state = DONE;
     ro->done_ms = wd_now_ms();
     say(ro, "%s now runs deployment %.8s (%lld ms after it started, %lld ms of shift); "
@@ -527,6 +589,7 @@ static void handover(struct wd_rollout *ro)
         d->app, d->deployment_id, (long long)(ro->done_ms - ro->t0_ms),
         (long long)(ro->done_ms - ro->serving_ms), ro->from_deployment);
     wd_deploy_announce_ready(d);
+    to_free(d); /* done: this deployment is the app's, and may itself be rolled over */
 }
 
 static void start_timeout(struct wd_timer *t, void *arg)
@@ -539,10 +602,15 @@ static void start_timeout(struct wd_timer *t, void *arg)
         fail(ro, "deployment %.8s did not become ready within %lld s ([docker] "
                  "rollout_timeout)",
              ro->d->deployment_id, (long long)(s / 1000));
-    else if (ro->state == PROBING)
+    else if (ro->state == PROBING) {
+        autofree char *pending = NULL; /* a probe still waiting says as much as a failed one */
+        for (size_t i = 0; ro->last_fail == NULL && pending == NULL && i < ro->nprobes; i++)
+            if (ro->probes[i] && ro->probes[i]->fd >= 0)
+                pending = xasprintf("%s did not answer", ro->probes[i]->what);
         fail(ro, "%s (for %lld s: [docker] rollout_timeout)",
-             ro->last_fail ? ro->last_fail : "its listeners do not answer",
+             ro->last_fail ? ro->last_fail : pending ? pending : "its listeners do not answer",
              (long long)(s / 1000));
+    }
 }
 
 /* The loop's first turn: tell the old deployer (a split of 0 %): from now on it shows the
@@ -556,10 +624,13 @@ static void announce(struct wd_timer *t, void *arg)
         return;
     cJSON *b = split_body(ro, 0);
     autofree char *e = NULL;
+    ro->split_on = true; /* from now on a failure tells it */
     int r = call_from(ro, "POST", "/v1/rollout", b, NULL, NULL, 0, NULL, &e);
     cJSON_Delete(b);
-    if (r < 0)
+    if (r < 0) {
+        ro->split_on = false; /* it never took it */
         fail(ro, "%s", e);
+    }
 }
 
 void wd_rollout_start(struct wd_deploy *d)
@@ -610,12 +681,23 @@ void wd_rollout_replica_exited(struct wd_deploy *d, const char *group, const cha
 void wd_rollout_stopping(struct wd_deploy *d)
 {
     struct wd_rollout *ro = ro_of(d);
-    if (ro == NULL || ro->role != TO)
+    if (ro == NULL)
         return;
-    if (ro->state != DONE && ro->state != FAILED) {
+    if (ro->role == FROM) { /* down or Ctrl-C of the old one: its timers poll no more */
+        wd_timer_cancel(ro->pid_timer);
+        ro->pid_timer = NULL;
+        wd_timer_cancel(ro->lease_timer);
+        ro->lease_timer = NULL;
+        return;
+    }
+    if (ro->state != DONE && ro->state != FAILED) { /* Ctrl-C, down, SIGTERM of the new one */
         ro->state = FAILED;
         ro->fail_reason = xstrdup("stopped before it finished");
         cancel_split(ro, "the new version is stopping");
+        if (d->fatal == NULL) /* not a clean stop: the rollout did not happen */
+            d->fatal = xasprintf("rollout of %s to deployment %.8s stopped before it finished; "
+                                 "deployment %.8s serves every new connection",
+                                 d->app, d->deployment_id, ro->from_deployment);
     }
 }
 
@@ -667,6 +749,7 @@ static void from_free(struct wd_deploy *d)
     struct wd_rollout *ro = ro_of(d);
     end_split(ro);
     wd_timer_cancel(ro->drain_timer);
+    wd_timer_cancel(ro->lease_timer);
     free(ro->to_deployment);
     free(ro->public_tmp);
     free(ro);
@@ -699,10 +782,30 @@ static void pid_poll(struct wd_timer *t, void *arg)
     struct wd_deploy *d = arg;
     struct wd_rollout *ro = ro_of(d);
     ro->pid_timer = NULL;
+    if (d->stopping)
+        return;
     if (kill((pid_t)ro->to_pid, 0) < 0 && errno == ESRCH)
         return on_to_gone(NULL, -1, 0, d);
     if (!ro->handed)
         ro->pid_timer = wd_timer_add(d->loop, PID_POLL_MS, pid_poll, d);
+}
+
+/* The new deployer said nothing for its lease: until it does, we serve every connection. */
+static void lease_expired(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct wd_deploy *d = arg;
+    struct wd_rollout *ro = ro_of(d);
+    ro->lease_timer = NULL;
+    if (ro->handed || d->stopping || ro->from_permille == 0)
+        return;
+    for (size_t i = 0; i < d->nlisteners; i++)
+        wd_proxy_set_split(d->listeners[i].proxy, NULL, 0);
+    ro->from_permille = 0;
+    wd_deploy_event(d, "warn",
+                    "rollout to deployment %.8s: no word from its deployer (pid %ld) in time; "
+                    "deployment %.8s serves every new connection until it speaks again",
+                    ro->to_deployment, ro->to_pid, d->deployment_id);
 }
 
 static size_t open_conns(struct wd_deploy *d)
@@ -719,6 +822,8 @@ static void drain_tick(struct wd_timer *t, void *arg)
     struct wd_deploy *d = arg;
     struct wd_rollout *ro = ro_of(d);
     ro->drain_timer = NULL;
+    if (d->stopping)
+        return; /* stopped meanwhile (down, Ctrl-C): no more polling */
     size_t n = open_conns(d);
     if (n > 0 && wd_now_ms() < ro->drain_until) {
         ro->drain_timer = wd_timer_add(d->loop, DRAIN_POLL_MS, drain_tick, d);
@@ -772,8 +877,8 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
                            ro->to_deployment);
     if (ro == NULL) {
         int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (pfd < 0 && errno != ENOSYS)
-            return respond_err(x, 409, "process %lld: %s", (long long)pid, strerror(errno));
+        if (pfd < 0 && errno == ESRCH)
+            return respond_err(x, 409, "process %lld is gone", (long long)pid);
         ro = xzalloc(sizeof *ro);
         ro->d = d;
         ro->role = FROM;
@@ -782,7 +887,7 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
         ro->pidfd = pfd;
         if (pfd >= 0)
             ro->pidw = wd_watch_add(d->loop, pfd, WD_EV_IN, on_to_gone, d);
-        else /* a kernel before 5.3: look every half second */
+        else /* no pidfd (Linux < 5.3, a seccomp filter): look every half second */
             ro->pid_timer = wd_timer_add(d->loop, PID_POLL_MS, pid_poll, d);
         d->ro = ro;
         wd_deploy_event(d, "info", "rollout: deployment %.8s (deployer pid %lld) takes over",
@@ -800,6 +905,10 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
         wd_deploy_event(d, "info", "rollout: deployment %.8s takes %lld %% of new connections",
                         to, (long long)pm / 10);
     ro->from_permille = (unsigned)pm;
+    int64_t lease = wd_json_i64_or(b, "lease_ms", LEASE_MIN_MS);
+    wd_timer_cancel(ro->lease_timer);
+    ro->lease_timer = wd_timer_add(d->loop, lease < 1000 ? 1000 : lease > 600000 ? 600000 : lease,
+                                   lease_expired, d);
     cJSON *j = wd_json_new_object();
     uint64_t sent = 0, failed = 0;
     for (size_t i = 0; i < d->nlisteners; i++) {
@@ -821,6 +930,10 @@ static void post_cancel(struct wd_deploy *d, struct wd_control_exchange *x, cons
     if (ro->handed)
         return respond_err(x, 409, "the listeners went to deployment %.8s already",
                            ro->to_deployment);
+    const char *to = wd_json_str(b, "to");
+    if (to && strcmp(to, ro->to_deployment) != 0)
+        return respond_err(x, 409, "the rollout under way is to deployment %.8s",
+                           ro->to_deployment);
     const char *why = wd_json_str(b, "reason");
     autofree char *clean = xstrndup(why && *why ? why : "cancelled", 300);
     for (char *p = clean; *p; p++)
@@ -834,23 +947,14 @@ static void post_cancel(struct wd_deploy *d, struct wd_control_exchange *x, cons
     respond_ok(x, wd_json_new_object());
 }
 
+/* POST /v1/rollout/handover {to, pid, listeners: [names]}: copies of our listening sockets go
+ * with the answer; we keep accepting on them until the commit. */
 static void post_handover(struct wd_deploy *d, struct wd_control_exchange *x, const cJSON *b)
 {
     struct wd_rollout *ro = ro_of(d);
     const char *to = wd_json_str(b, "to");
-    if (ro == NULL || ro->role != FROM || to == NULL || strcmp(to, ro->to_deployment) != 0) {
-        /* a rollout at once (rollout = 0) starts here, with no split before */
-        int64_t pid = wd_json_i64_or(b, "pid", 0);
-        if (ro != NULL || to == NULL || pid <= 0)
-            return respond_err(x, 409, "no rollout to that deployment is under way");
-        ro = xzalloc(sizeof *ro);
-        ro->d = d;
-        ro->role = FROM;
-        ro->to_deployment = xstrdup(to);
-        ro->to_pid = (long)pid;
-        ro->pidfd = -1;
-        d->ro = ro;
-    }
+    if (ro == NULL || ro->role != FROM || to == NULL || strcmp(to, ro->to_deployment) != 0)
+        return respond_err(x, 409, "no rollout to that deployment is under way");
     if (ro->handed)
         return respond_err(x, 409, "handed over already");
     if (d->stopping)
@@ -865,31 +969,45 @@ static void post_handover(struct wd_deploy *d, struct wd_control_exchange *x, co
         struct wd_listener *l = cJSON_IsString(it) ? listener_named(d, it->valuestring) : NULL;
         if (l == NULL || n >= WD_CONTROL_MAX_FDS)
             continue;
-        int fd = wd_proxy_take_listener(l->proxy);
+        int fd = wd_proxy_listener_fd(l->proxy);
         if (fd < 0)
             continue;
-        fds[n++] = fd;
+        fds[n++] = fd; /* ours still: respond_fds sends copies */
         wd_json_arr_add_str(names, l->name);
     }
     autofree char *t = wd_json_print(j);
     cJSON_Delete(j);
-    wd_control_respond_fds(x, 200, NULL, t, strlen(t), fds, n);
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]); /* the answer carries its own copies */
-    /* the rest accept no more either: this version ends */
-    for (size_t i = 0; i < d->nlisteners; i++) {
-        int fd = wd_proxy_take_listener(d->listeners[i].proxy);
-        if (fd >= 0)
-            close(fd);
-    }
+    if (wd_control_respond_fds(x, 200, NULL, t, strlen(t), fds, n) < 0)
+        return; /* answered 500: nothing was offered */
+    ro->offered = true;
+    wd_deploy_event(d, "info",
+                    "rollout: listening sockets offered to deployment %.8s (deployer pid %ld)",
+                    ro->to_deployment, ro->to_pid);
+}
+
+/* POST /v1/rollout/commit {to}: the new deployer accepts on the sockets: we stop, drain, go. */
+static void post_commit(struct wd_deploy *d, struct wd_control_exchange *x, const cJSON *b)
+{
+    struct wd_rollout *ro = ro_of(d);
+    const char *to = wd_json_str(b, "to");
+    if (ro == NULL || ro->role != FROM || !ro->offered || to == NULL ||
+        strcmp(to, ro->to_deployment) != 0)
+        return respond_err(x, 409, "no handover to that deployment is under way");
+    if (ro->handed)
+        return respond_ok(x, wd_json_new_object());
+    for (size_t i = 0; i < d->nlisteners; i++) /* this version accepts no more */
+        wd_proxy_close_listeners(d->listeners[i].proxy);
     ro->handed = true;
+    wd_timer_cancel(ro->lease_timer);
+    ro->lease_timer = NULL;
+    respond_ok(x, wd_json_new_object());
     ro->drain_until = wd_now_ms() + d->cfg->drain_ms;
     size_t open = open_conns(d);
     wd_deploy_event(d, "info",
                     "rollout: listeners handed to deployment %.8s (deployer pid %ld); %zu open "
-                    "connection%s may finish for %lld s ([docker] drain)",
+                    "connection%s may finish for %lld ms ([docker] drain)",
                     ro->to_deployment, ro->to_pid, open, open == 1 ? "" : "s",
-                    (long long)(d->cfg->drain_ms / 1000));
+                    (long long)d->cfg->drain_ms);
     ro->drain_timer = wd_timer_add(d->loop, DRAIN_POLL_MS, drain_tick, d);
 }
 
@@ -905,7 +1023,7 @@ static void post_abort(struct wd_deploy *d, struct wd_control_exchange *x)
 bool wd_rollout_route(struct wd_deploy *d, struct wd_control_exchange *x,
                       const struct wd_control_req *req)
 {
-    if (strncmp(req->path, "/v1/rollout", 11) != 0)
+    if (strncmp(req->path, "/v1/rollout", 11) != 0 || (req->path[11] && req->path[11] != '/'))
         return false;
     const char *rest = req->path + 11;
     bool post = strcmp(req->method, "POST") == 0;
@@ -931,6 +1049,8 @@ bool wd_rollout_route(struct wd_deploy *d, struct wd_control_exchange *x,
         post_cancel(d, x, b);
     else if (strcmp(rest, "/handover") == 0)
         post_handover(d, x, b);
+    else if (strcmp(rest, "/commit") == 0)
+        post_commit(d, x, b);
     else if (strcmp(rest, "/abort") == 0)
         post_abort(d, x);
     else
@@ -957,6 +1077,7 @@ cJSON *wd_rollout_json(struct wd_deploy *d)
     } else {
         wd_json_add_str(j, "role", "old");
         wd_json_add_str(j, "state", ro->handed              ? "draining"
+                                    : ro->offered            ? "handing over"
                                     : ro->from_permille == 0 ? "starting"
                                                              : "shifting");
         wd_json_add_str(j, "to", ro->to_deployment);
@@ -976,7 +1097,15 @@ void wd_rollout_free(struct wd_deploy *d)
         return from_free(d);
     if (ro->tail)
         show_tail(ro);
+    to_free(d);
+}
+
+static void to_free(struct wd_deploy *d)
+{
+    struct wd_rollout *ro = ro_of(d);
     wd_timer_cancel(ro->timeout);
+    wd_timer_cancel(ro->settle_timer);
+    free(ro->fail_msg);
     wd_timer_cancel(ro->step_timer);
     probes_free(ro);
     free(ro->probe_fail);

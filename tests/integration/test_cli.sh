@@ -165,7 +165,7 @@ check "... its deployer and weavelets are gone" wait_for bash -c "! kill -0 $ppi
 check "... and ps says it is not up" bash -c "'$WD_BIN' ps $APP | grep -q '^$APP is not up\$'"
 
 # --- every command's --help: exits 0, aligned, and listed in the README ---
-for c in up down ps logs metrics scale profile dashboard compose inspect version; do
+for c in up down ps logs metrics scale rollout profile dashboard compose inspect version; do
     "$WD_BIN" "$c" --help >"$WD_TMP/h.txt" 2>&1
     check "$c --help exits 0 and starts with Usage" grep -q "^Usage: weaver-docker $c" "$WD_TMP/h.txt"
     check "$c is in the README's command list" grep -q "weaver-docker $c" "$WD_ROOT/README.md"

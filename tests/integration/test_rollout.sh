@@ -76,7 +76,8 @@ rollover() { # RUNTIME
     loop_start "$rt" "$port"
     sleep 1
     "$WD_BIN" up -d --runtime="$rt" "$WD_TMP/v2.toml" >"$WD_TMP/up2.$rt" 2>&1
-    local rc=$?
+    local rc=$? at_return
+    at_return=$(wc -l <"$WD_TMP/ans.$rt")
     check "$rt: up -d of v2 over v1 exits 0" [ "$rc" = 0 ]
     check "$rt: ... and says it rolled over" grep -q "rolled over from deployment ${v1dep:0:8}" "$WD_TMP/up2.$rt"
     check "$rt: ... keeping the listener's address" grep -q "listener web at 127.0.0.1:$port" "$WD_TMP/up2.$rt"
@@ -92,8 +93,12 @@ rollover() { # RUNTIME
     check "$rt: no request failed during the rollout" [ "$failed" = 0 ]
     check "$rt: every answer is all-v1 or all-v2 (never mixed)" [ "$mixed" = 0 ]
     check "$rt: both versions answered during the loop" [ "$v1" -gt 0 ] && [ "$v2" -gt 0 ]
-    check "$rt: after the rollout only v2 answers (the last 20 answers)" \
-        bash -c "[ \"\$(tail -20 '$WD_TMP/ans.$rt' | grep -cx 'main=v2 stamp=v2')\" = 20 ]"
+    # rollout = 0: once up -d returned, every new connection is v2's (a request in flight then
+    # may still be v1's: one line of margin)
+    check "$rt: after the rollout only v2 answers (every answer after up -d returned)" \
+        bash -c "! tail -n +$((at_return + 2)) '$WD_TMP/ans.$rt' | grep -vqx 'main=v2 stamp=v2'"
+    check "$rt: ... and 10 more requests now: all v2" \
+        bash -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -fsS http://127.0.0.1:$port/ | grep -qx 'main=v2 stamp=v2' || exit 1; done"
     check "$rt: v1's deployment is gone (ps shows one)" wait_for bash -c "[ \"\$('$WD_BIN' ps --json $APP | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')\" = 1 ]"
     if [ "$rt" = docker ]; then
         check "docker: v1's containers are gone" wait_for bash -c "[ -z \"\$(docker ps -aq --filter label=org.weaver-docker.deployment=$v1dep)\" ]"
@@ -104,6 +109,16 @@ rollover() { # RUNTIME
     "$WD_BIN" up -d --runtime="$rt" "$WD_TMP/v2.toml" >"$WD_TMP/up3.$rt" 2>&1
     rc=$?
     check "$rt: up of the same v2 again: exit 0, 'up to date'" [ "$rc" = 0 ] && grep -q "is up to date" "$WD_TMP/up3.$rt"
+    # a second rollout, back to v1: the socket the last one adopted moves on (the port stays)
+    loop_start "back.$rt" "$port"
+    sleep 0.5
+    "$WD_BIN" up -d --runtime="$rt" "$WD_TMP/v1.toml" >"$WD_TMP/up4.$rt" 2>&1
+    rc=$?
+    sleep 1
+    loop_stop "back.$rt"
+    check "$rt: a second rollout (v2 -> v1) at the same address" bash -c "[ $rc = 0 ] && grep -q 'listener web at 127.0.0.1:$port' '$WD_TMP/up4.$rt'"
+    check "$rt: ... no request failed ($(wc -l <"$WD_TMP/ans.back.$rt") requests)" [ "$(count "back.$rt" '^FAIL$')" = 0 ]
+    check "$rt: ... and v1 answers after it" bash -c "sleep 1; curl -fsS http://127.0.0.1:$port/ | grep -qx 'main=v1 stamp=v1'"
     check "$rt: down" "$WD_BIN" down "$APP"
 }
 rollover docker
@@ -193,7 +208,7 @@ check "abort: ps shows both versions and the share" bash -c "grep -q 'rollout: n
 "$WD_BIN" logs "$APP" >"$WD_TMP/a.logs" 2>&1
 check "abort: logs shows both versions' entries, each after its [deployment]" \
     bash -c "[ \"\$(grep -oE '^\[[0-9a-f]{8}\]' '$WD_TMP/a.logs' | sort -u | wc -l)\" = 2 ]"
-check "abort: rollout APP shows it" bash -c "'$WD_BIN' rollout $APP | grep -q 'of new connections on the new version (shifting)'"
+check "abort: rollout APP shows it" bash -c "'$WD_BIN' rollout $APP | grep -q 'shifting, the new version takes'"
 check "abort: rollout --abort" "$WD_BIN" rollout "$APP" --abort
 wait $UP
 rc=$?

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -404,7 +405,9 @@ static void do_handoff(void *arg)
         char addr[64];
         snprintf(addr, sizeof addr, "127.0.0.1:%d", h->bport);
         wd_proxy_add_backend(h->b, addr, h);
-        wd_proxy_adopt_listener(h->b, wd_proxy_take_listener(h->a));
+        /* a copy, as SCM_RIGHTS gives it; the old one then stops accepting on its own */
+        wd_proxy_adopt_listener(h->b, fcntl(wd_proxy_listener_fd(h->a), F_DUPFD_CLOEXEC, 0));
+        wd_proxy_close_listeners(h->a);
     }
     wd_err_free(&err);
     (void)!write(h->wfd, "k", 1);
@@ -428,7 +431,7 @@ static void test_take_and_adopt(void **state)
     assert_int_equal(read(p[0], &k, 1), 1);
     assert_non_null(h.b);
     assert_int_equal(wd_proxy_port(h.b), port);
-    assert_int_equal(wd_proxy_take_listener(g.proxy), -1); /* given away already */
+    assert_int_equal(wd_proxy_listener_fd(g.proxy), -1); /* closed: given away */
     for (int i = 0; i < 3; i++) {
         int c = dial(port);
         assert_true(write_all(c, (const uint8_t *)"z", 1));
