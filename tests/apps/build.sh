@@ -10,6 +10,12 @@
 #   build/go/bin/weaver-v0.24.3   the v0.24.3 CLI/generator, built the same way
 #                                 (a v0.24.6 `weaver multi` cannot run a v0.24.3
 #                                 app: the request headers differ)
+#   build/go/bin/docker-compose-v5
+#                                 the Go Compose CLI (github.com/docker/compose/v5
+#                                 v5.6.0, which needs Go >= 1.26.8; v5.7.0 and
+#                                 later need 1.26.10), built in the throwaway
+#                                 module build/go/compose-v5; test_compose.sh runs
+#                                 the compose file with it
 #   build/go/apps/<name>          the apps: shop, shop-v0243, echo, wide, hello,
 #                                 pgstore, versioned-v1, versioned-v2,
 #                                 versioned-v2crash, versioned-v2deaf (the last
@@ -20,8 +26,9 @@
 #
 # The apps' weaver_gen.go files are committed, so a normal run only compiles.
 # It is idempotent: a tool or app is rebuilt only when missing or older than
-# one of its sources (*.go, go.mod, go.sum). Needs Go >= 1.21 and the Go module
-# proxy; nothing else.
+# one of its sources (*.go, go.mod, go.sum); the Compose CLI only when missing
+# or of another version. Needs Go >= 1.21 (>= 1.26.8 for the Compose CLI, or a
+# toolchain the go command may fetch) and the Go module proxy; nothing else.
 #
 # Usage: tests/apps/build.sh [--generate] [--force]
 #   --generate  re-run wide/gen.sh and `weaver generate` in every app (using
@@ -50,6 +57,7 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 GOV=$("$GO" env GOVERSION)
 
 XTOOLS=v0.38.0
+COMPOSE_V5=v5.6.0
 # name  source dir (relative to the repo)  weaver version  cgo  [go linker
 # flags: the rest of the line, may contain spaces; passed as -ldflags]
 APPS=(
@@ -108,6 +116,39 @@ generator() {
 	echo "$bin"
 }
 
+# compose_version BINARY: the github.com/docker/compose/v5 version in BINARY's build info.
+compose_version() {
+	"$GO" version -m "$1" 2>/dev/null |
+		awk '($1 == "dep" || $1 == "mod") && $2 == "github.com/docker/compose/v5" { print $3 }'
+}
+
+# compose_cli: builds build/go/bin/docker-compose-v5 (the Go Compose CLI at $COMPOSE_V5) in
+# build/go/compose-v5 unless it is there at that version. About 4 minutes on 2 cores the first
+# time; it runs standalone (`docker-compose-v5 version`) against DOCKER_HOST.
+compose_cli() {
+	local bin=$out/bin/docker-compose-v5 dir=$out/compose-v5
+	if [ -x "$bin" ] && [ "$(compose_version "$bin")" = "$COMPOSE_V5" ]; then
+		return
+	fi
+	log COMPOSE "$bin ($COMPOSE_V5, $GOV)"
+	rm -rf "$dir"
+	mkdir -p "$dir" "$out/bin"
+	printf 'module composev5\n\ngo 1.24\n' >"$dir/go.mod"
+	# && (set -e does not apply under `if`): a failed get must not let -mod=mod pick a version
+	if ! (
+		cd "$dir" &&
+			"$GO" get "github.com/docker/compose/v5@$COMPOSE_V5" &&
+			CGO_ENABLED=0 nice "$GO" build -mod=mod -trimpath -o "$bin.tmp" github.com/docker/compose/v5/cmd
+	) >"$dir/build.log" 2>&1; then
+		cat "$dir/build.log" >&2
+		echo "build.sh: building the Go Compose CLI $COMPOSE_V5 failed" >&2
+		exit 1
+	fi
+	mv "$bin.tmp" "$bin"
+	[ "$(compose_version "$bin")" = "$COMPOSE_V5" ] ||
+		{ echo "build.sh: $bin is not compose $COMPOSE_V5" >&2; exit 1; }
+}
+
 # up_to_date BINARY DIR: BINARY exists and no source in DIR is newer.
 up_to_date() {
 	[ -f "$1" ] || return 1
@@ -119,6 +160,8 @@ have_cc() { command -v "${CC:-gcc}" >/dev/null 2>&1 || command -v cc >/dev/null 
 # The CLIs are always built: tests and benchmarks run `weaver multi deploy`.
 generator v0.24.6 >/dev/null
 generator v0.24.3 >/dev/null
+# test_compose.sh runs the compose file under the Go Compose CLI too.
+compose_cli
 
 if [ $generate = 1 ]; then
 	log GEN tests/apps/wide/components.go
