@@ -1,6 +1,7 @@
 /* `weaver-docker compose`: write a compose file that runs the app under docker-compose, Compose
- * v2 or `docker stack deploy`, with no weaver-docker process on the host (docs/design/compose.md).
- * The rendering is compose/compose.c; this file gathers its inputs and builds the image. */
+ * (v2, v5) or `docker stack deploy`, with no weaver-docker process on the host
+ * (docs/design/compose.md). The rendering is compose/compose.c; this file gathers its inputs and
+ * builds the image. */
 #include "compose/compose.h"
 #include "cmd/cmd.h"
 #include "engine/weaver/binary.h"
@@ -34,7 +35,7 @@
 
 static const char compose_usage[] =
     "Usage: weaver-docker compose [OPTIONS] [weaver.toml | DIR | BINARY]\n"
-    "Write a compose file that runs the app with docker-compose (1.29), docker compose (v2) or\n"
+    "Write a compose file that runs the app with docker-compose (1.29), docker compose (v2/v5) or\n"
     "'docker stack deploy', with no weaver-docker process on the host: a 'manager' service runs\n"
     "the deployer and serves the listeners; every colocation group is a service whose replicas\n"
     "register with the manager. Builds (or reuses) one image holding the app, the shim and\n"
@@ -335,8 +336,8 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
                                           .pids = res.pids};
         pids_set = pids_set || (res.pids != 0 && res.pids != WD_CONFIG_DEFAULT_PIDS);
     }
-    /* pids_limit is valid for docker-compose only ('docker stack deploy' rejects the key, and
-     * deploy.resources.limits.pids is 3.9 only and rejected by docker-compose 1.29): written
+    /* pids_limit is valid for the compose tools only ('docker stack deploy' rejects the key,
+     * and deploy.resources.limits.pids is 3.9 only and rejected by docker-compose 1.29): written
      * only when weaver.toml asks for a limit other than up's default */
     for (size_t i = 0; i < ng && (!pids_set || co->swarm); i++)
         cg[i].pids = 0;

@@ -467,17 +467,35 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
             map_begin(m, true);
             kv(m, "source", s->secrets[i].name);
             kv(m, "target", s->secrets[i].name); /* /run/secrets/NAME */
-            kvq(m, "uid", WD_COMPOSE_SECRET_UID);
-            kvq(m, "gid", WD_COMPOSE_SECRET_UID);
-            str(m, "mode");
-            scalar_style(m, "0400", YAML_PLAIN_SCALAR_STYLE); /* octal in YAML 1.1: 256 */
+            if (s->swarm) {
+                /* docker-compose 1.29 and Compose v5 bind-mount the copy as it is (already
+                 * 65532, 0400) and warn that they ignore these: only swarm applies them */
+                kvq(m, "uid", WD_COMPOSE_SECRET_UID);
+                kvq(m, "gid", WD_COMPOSE_SECRET_UID);
+                str(m, "mode");
+                scalar_style(m, "0400", YAML_PLAIN_SCALAR_STYLE); /* octal in YAML 1.1: 256 */
+            }
             map_end(m);
         }
         seq_end(m);
     }
     if (g->pids > 0) {
+        /* the Go Compose CLI (v5.6.0) refuses pids_limit next to a deploy.resources.limits
+         * without the same pids ("can't set distinct values on 'pids_limit' and
+         * 'deploy.resources.limits.pids'"), and docker-compose 1.29 knows no limits.pids: such
+         * a group (a file for compose only anyway) gets its memory and cpus as the service
+         * keys both read. */
+        char lim[40];
         str(m, "pids_limit");
         num(m, g->pids);
+        if (g->memory_bytes > 0) {
+            fmt_memory(g->memory_bytes, lim, sizeof lim);
+            kvq(m, "mem_limit", lim);
+        }
+        if (g->nano_cpus > 0) {
+            fmt_cpus(g->nano_cpus, lim, sizeof lim);
+            kvq(m, "cpus", lim);
+        }
     }
     str(m, "depends_on");
     seq_begin(m, true);
@@ -486,7 +504,10 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     const char *hc[] = {s->shim_bin, "--health"};
     healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "weavelet", g->name);
-    deploy(m, g->replicas, s->swarm, g->memory_bytes, g->nano_cpus);
+    if (g->pids > 0) /* its limits are service keys, above */
+        deploy(m, g->replicas, s->swarm, 0, 0);
+    else
+        deploy(m, g->replicas, s->swarm, g->memory_bytes, g->nano_cpus);
     map_end(m);
 }
 
@@ -598,8 +619,14 @@ int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struc
     yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
     emit(&m, &ev);
     map_begin(&m, false);
-    str(&m, "version");
-    scalar_style(&m, WD_COMPOSE_VERSION, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    if (s->swarm) {
+        /* 'docker stack deploy' before CLI 23.0 refuses a file without it ("unsupported
+         * Compose file version: 1.0"); the Go Compose CLI warns on every command that it is
+         * obsolete, and docker-compose 1.27+ reads a file without it as the Compose
+         * Specification */
+        str(&m, "version");
+        scalar_style(&m, WD_COMPOSE_VERSION, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    }
     str(&m, "services");
     map_begin(&m, false);
     manager(&m, s);

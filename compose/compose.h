@@ -1,8 +1,8 @@
 /* compose/compose.h - render the compose file of `weaver-docker compose` (docs/design/compose.md)
  * with libyaml's emitter. Pure: no I/O, no engine; tests/unit/test_compose.c checks it.
- * The file uses only keys valid for docker-compose 1.29, Compose v2 and `docker stack deploy`
- * (../shared/docs/docker-engine.md §8), except pids_limit (a group's pids > 0), which stack
- * rejects. */
+ * The file uses only keys valid for docker-compose 1.29, Compose v2+ (checked with v5.6.0) and
+ * `docker stack deploy` (../shared/docs/docker-engine.md §8), except pids_limit (a group's
+ * pids > 0) with mem_limit/cpus, which stack rejects. `version` is written with swarm only. */
 #ifndef WD_COMPOSE_COMPOSE_H
 #define WD_COMPOSE_COMPOSE_H
 
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WD_COMPOSE_VERSION "3.8"
+#define WD_COMPOSE_VERSION "3.8"        /* written in the swarm file only */
 #define WD_COMPOSE_MANAGER "manager"    /* service name, also the shims' WEAVER_SHIM_MANAGER host */
 #define WD_COMPOSE_NETWORK "weaver"     /* the file's one network (<project>_weaver) */
 #define WD_COMPOSE_TMPFS_BYTES 67108864 /* /tmp of every container */
@@ -28,8 +28,8 @@ struct wd_compose_group {
      * wd_config_group_env); applied after the spec's [serviceweaver] env */
     const char *const *env;
     size_t nenv;
-    int64_t memory_bytes; /* deploy.resources.limits.memory; 0 = none */
-    int64_t nano_cpus;    /* deploy.resources.limits.cpus; 0 = none */
+    int64_t memory_bytes; /* deploy.resources.limits.memory (mem_limit if pids); 0 = none */
+    int64_t nano_cpus;    /* deploy.resources.limits.cpus (cpus if pids); 0 = none */
     int64_t pids;         /* pids_limit (docker-compose only: stack rejects it); 0 = none */
 };
 

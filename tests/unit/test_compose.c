@@ -152,6 +152,8 @@ static void test_render_compose_flavour(void **state)
     assert_true(yaml_parser_load(&parser, &doc));
     const char *mode[] = {"services", "weaver-main", "deploy", "endpoint_mode"};
     assert_null(lookup(&doc, mode, 4));
+    /* the Go Compose CLI warns on every command that `version` is obsolete */
+    assert_null(lookup(&doc, (const char *[]){"version"}, 1));
     yaml_node_t *ports = lookup(&doc, (const char *[]){"services", "manager", "ports"}, 3);
     assert_non_null(ports);
     assert_int_equal(ports->type, YAML_SEQUENCE_NODE);
@@ -276,14 +278,20 @@ static void test_render_world(void **state)
     yaml_node_t *ce = lookup(&doc, (const char *[]){"services", "shop-cart", "environment"}, 3);
     assert_int_equal(ce->data.mapping.pairs.top - ce->data.mapping.pairs.start, 10);
 
-    /* limits */
-    const char *mem[] = {"services", "shop-cart", "deploy", "resources", "limits", "memory"};
-    expect_scalar(&doc, mem, 6, "48M", true);
-    const char *cpus[] = {"services", "shop-cart", "deploy", "resources", "limits", "cpus"};
-    expect_scalar(&doc, cpus, 6, "0.5", true);
+    /* limits; a group with pids_limit has them as service keys: the Go Compose CLI refuses
+     * pids_limit next to deploy.resources.limits without the same pids */
     const char *pids[] = {"services", "shop-cart", "pids_limit"};
     expect_scalar(&doc, pids, 3, "300", false);
-    mem[1] = cpus[1] = "shop-big";
+    const char *cmem[] = {"services", "shop-cart", "mem_limit"};
+    expect_scalar(&doc, cmem, 3, "48M", true);
+    const char *ccpus[] = {"services", "shop-cart", "cpus"};
+    expect_scalar(&doc, ccpus, 3, "0.5", true);
+    const char *cres[] = {"services", "shop-cart", "deploy", "resources"};
+    assert_null(lookup(&doc, cres, 4));
+    const char *crep[] = {"services", "shop-cart", "deploy", "replicas"};
+    expect_scalar(&doc, crep, 4, "2", false);
+    const char *mem[] = {"services", "shop-big", "deploy", "resources", "limits", "memory"};
+    const char *cpus[] = {"services", "shop-big", "deploy", "resources", "limits", "cpus"};
     expect_scalar(&doc, mem, 6, "1536M", true);
     expect_scalar(&doc, cpus, 6, "2", true);
     mem[1] = cpus[1] = "shop-odd";
@@ -328,9 +336,9 @@ static void test_render_world(void **state)
         seq_at(&doc, lookup(&doc, (const char *[]){"services", "shop-cart", "secrets"}, 3), 0);
     assert_string_equal(scalar_in(&doc, sec, "source"), "db_password");
     assert_string_equal(scalar_in(&doc, sec, "target"), "db_password");
-    assert_string_equal(scalar_in(&doc, sec, "uid"), "65532");
-    assert_string_equal(scalar_in(&doc, sec, "gid"), "65532");
-    assert_string_equal(scalar_in(&doc, sec, "mode"), "0400");
+    /* the copy is already 65532, 0400; only swarm applies these (below), compose warns */
+    assert_null(scalar_in(&doc, sec, "uid"));
+    assert_null(scalar_in(&doc, sec, "mode"));
     const char *sfile[] = {"secrets", "db_password", "file"};
     expect_scalar(&doc, sfile, 3, "./shop.yml.secrets/db_password", false);
     assert_null(lookup(&doc, (const char *[]){"services", "manager", "secrets"}, 3));
@@ -362,6 +370,21 @@ static void test_render_world(void **state)
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     wd_buf_free(&b);
+
+    /* under swarm the secret gets its owner and mode */
+    s.swarm = true;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, b.data, b.len);
+    assert_true(yaml_parser_load(&parser, &doc));
+    sec = seq_at(&doc, lookup(&doc, (const char *[]){"services", "shop-cart", "secrets"}, 3), 0);
+    assert_string_equal(scalar_in(&doc, sec, "uid"), "65532");
+    assert_string_equal(scalar_in(&doc, sec, "gid"), "65532");
+    assert_string_equal(scalar_in(&doc, sec, "mode"), "0400");
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+    s.swarm = false;
 
     /* what the renderer refuses */
     struct wd_compose_volume rel[] = {{.bind = true, .source = "keys", .target = "/keys"}};
