@@ -280,79 +280,31 @@ while [ $done_reps -lt "$REPS" ] && [ $attempt -le "$REPS" ]; do
 done
 put wide_n $NWIDE
 
-# ---- host_ports figures (another script, issue 17): its table below, its lines in our summary ----
+# sub_bench NAME WHAT: run bench/NAME.sh to $TMP/NAME.out; its NAME_*=... lines go into the
+# summary as details (a script that fails or is missing is a note)
+sub_bench() {
+    local out=$TMP/$1.out rc=0 l
+    : >"$out"
+    if [ ! -e "$ROOT/bench/$1.sh" ]; then
+        put note "bench/$1.sh not present: $2 figures skipped"
+        return
+    fi
+    log "bench/$1.sh"
+    bash "$ROOT/bench/$1.sh" "$BUILD" >"$out" || rc=$?
+    [ $rc = 0 ] || put note "bench/$1.sh failed (exit $rc)"
+    while IFS= read -r l; do
+        case $l in
+        "$1"_*=*) put detail "$l" ;;
+        esac
+    done <"$out"
+}
 HP_OUT=$TMP/hostports.out
-: >"$HP_OUT"
-if [ -e "$ROOT/bench/hostports.sh" ]; then
-    log "bench/hostports.sh"
-    rc=0
-    bash "$ROOT/bench/hostports.sh" "$BUILD" >"$HP_OUT" || rc=$?
-    [ $rc = 0 ] || put note "bench/hostports.sh failed (exit $rc)"
-    while IFS= read -r l; do
-        case $l in
-        hostports_skipped=*) put note "host_ports figures skipped: ${l#*=}" ;;
-        hostports_*=*) put detail "$l" ;;
-        esac
-    done <"$HP_OUT"
-else
-    put note "bench/hostports.sh not present: host_ports figures skipped"
-fi
-
-# ---- mtls figures (another script, issue 10 item 5): its table below, its lines in our summary ----
 MT_OUT=$TMP/mtls.out
-: >"$MT_OUT"
-if [ -e "$ROOT/bench/mtls.sh" ]; then
-    log "bench/mtls.sh"
-    rc=0
-    bash "$ROOT/bench/mtls.sh" "$BUILD" >"$MT_OUT" || rc=$?
-    [ $rc = 0 ] || put note "bench/mtls.sh failed (exit $rc)"
-    while IFS= read -r l; do
-        case $l in
-        mtls_*=*) put detail "$l" ;;
-        esac
-    done <"$MT_OUT"
-else
-    put note "bench/mtls.sh not present: mtls figures skipped"
-fi
-
-# ---- log flood figures (issue 16): lines/s to the log file, terminal read or not, vs multi ----
-LF_OUT=$TMP/logflood.out
-: >"$LF_OUT"
-log "bench/logflood.sh"
-rc=0
-bash "$ROOT/bench/logflood.sh" "$BUILD" >"$LF_OUT" || rc=$?
-[ $rc = 0 ] || put note "bench/logflood.sh failed (exit $rc)"
-while IFS= read -r l; do
-    case $l in
-    logflood_*=*) put detail "$l" ;;
-    esac
-done <"$LF_OUT"
-
-# ---- metrics cost (issue 11): the deployer polling 51 groups' metrics each second, vs multi ----
-MC_OUT=$TMP/metricscost.out
-: >"$MC_OUT"
-log "bench/metricscost.sh"
-rc=0
-bash "$ROOT/bench/metricscost.sh" "$BUILD" >"$MC_OUT" || rc=$?
-[ $rc = 0 ] || put note "bench/metricscost.sh failed (exit $rc)"
-while IFS= read -r l; do
-    case $l in
-    metricscost_*=*) put detail "$l" ;;
-    esac
-done <"$MC_OUT"
-
-# ---- rollouts (issue 12): up of v2 over v1 against a cold up of v2; p99 during the switch ----
-RO_OUT=$TMP/rollout.out
-: >"$RO_OUT"
-log "bench/rollout.sh"
-rc=0
-bash "$ROOT/bench/rollout.sh" "$BUILD" >"$RO_OUT" || rc=$?
-[ $rc = 0 ] || put note "bench/rollout.sh failed (exit $rc)"
-while IFS= read -r l; do
-    case $l in
-    rollout_*=*) put detail "$l" ;;
-    esac
-done <"$RO_OUT"
+sub_bench hostports host_ports   # host_ports latency against the host database directly
+sub_bench mtls mtls              # component calls with [docker] mtls against without (issue 10)
+sub_bench logflood "log flood"   # lines/s to the log file, terminal read or not, vs multi (16)
+sub_bench metricscost "metrics cost" # the deployer polling 51 groups' metrics, vs multi (11)
+sub_bench rollout rollout        # up of v2 over v1 against a cold up of v2; p99 meanwhile (12)
 
 # ---- listener throughput (another script, issue 10): its table below, its figures in ours ----
 LS_OUT=$TMP/listener.out

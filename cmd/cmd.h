@@ -45,6 +45,14 @@ int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, co
                         const char *path, const char *body, int timeout_ms, struct wd_buf *resp,
                         struct wd_error **err);
 
+struct wd_deployment_rec;
+struct cJSON;
+/* wd_cmd_deployer_status - what @rec's running deployer says of itself (GET /v1/status on its
+ * control socket, at most @timeout_ms), or NULL (no socket, no answer, not 200, not JSON; then
+ * *err says why when @err is not NULL). Caller frees (cJSON_Delete). */
+struct cJSON *wd_cmd_deployer_status(const struct wd_deployment_rec *rec, int timeout_ms,
+                                     struct wd_error **err);
+
 /* wd_cmd_refused - the one line for a control API answer that is not a success: "CMD: " and
  * its "error", else @dflt; errnum ENOENT for 404, EINVAL for 400, else EIO. Returns <0. */
 int wd_cmd_refused(const char *cmd, int status, const struct wd_buf *resp, const char *dflt,

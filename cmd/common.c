@@ -119,6 +119,22 @@ int wd_cmd_control_wait(struct wd_ctx *ctx, const char *cmd, const char *app, co
     return status;
 }
 
+cJSON *wd_cmd_deployer_status(const struct wd_deployment_rec *rec, int timeout_ms,
+                              struct wd_error **err)
+{
+    autofree char *sock = wd_state_control_path(rec);
+    if (sock == NULL)
+        return NULL;
+    struct wd_buf resp = {.max = 8 << 20};
+    int status = 0;
+    cJSON *j = NULL;
+    if (wd_control_call(sock, "GET", "/v1/status", NULL, 0, timeout_ms, &status, &resp, err) == 0 &&
+        status == 200)
+        j = cJSON_ParseWithLength(resp.data ? (const char *)resp.data : "", resp.len);
+    wd_buf_free(&resp);
+    return j;
+}
+
 int wd_cmd_refused(const char *cmd, int status, const struct wd_buf *resp, const char *dflt,
                    struct wd_error **err)
 {

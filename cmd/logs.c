@@ -320,22 +320,9 @@ static void target_free(struct target *t)
  * NULL (then the labels' word holds). Caller frees. */
 static char *live_log_path(const struct wd_deployment_rec *rec)
 {
-    autofree char *sock = wd_state_control_path(rec);
-    if (sock == NULL)
-        return NULL;
-    struct wd_buf resp = {.max = 8 << 20};
-    int status = 0;
-    autoerr struct wd_error *e = NULL;
-    char *path = NULL;
-    if (wd_control_call(sock, "GET", "/v1/status", NULL, 0, 2000, &status, &resp, &e) == 0 &&
-        status == 200) {
-        autojson cJSON *j = NULL;
-        if (wd_json_parse(resp.data, resp.len, "status", &j, &e) == 0 && wd_json_str(j, "log") &&
-            *wd_json_str(j, "log"))
-            path = xstrdup(wd_json_str(j, "log"));
-    }
-    wd_buf_free(&resp);
-    return path;
+    autojson cJSON *j = wd_cmd_deployer_status(rec, 2000, NULL);
+    const char *log = wd_json_str(j, "log");
+    return log && *log ? xstrdup(log) : NULL;
 }
 
 static int find_running(struct wd_docker *dk, const char *app, struct target *t,

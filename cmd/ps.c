@@ -62,20 +62,9 @@ static void sort_replicas(cJSON *arr)
  * NULL if neither is there. Caller frees. */
 static cJSON *deployer_view(const struct wd_deployment_rec *d, const char *status_file)
 {
-    autofree char *sock = wd_state_control_path(d);
-    if (sock) {
-        struct wd_buf resp = {.max = 8 << 20};
-        int status = 0;
-        autoerr struct wd_error *e = NULL;
-        cJSON *j = NULL;
-        if (wd_control_call(sock, "GET", "/v1/status", NULL, 0, PS_CONTROL_MS, &status, &resp,
-                            &e) == 0 &&
-            status == 200)
-            j = cJSON_ParseWithLength(resp.data ? (const char *)resp.data : "", resp.len);
-        wd_buf_free(&resp);
-        if (j)
-            return j;
-    }
+    cJSON *j = wd_cmd_deployer_status(d, PS_CONTROL_MS, NULL);
+    if (j)
+        return j;
     char *buf = NULL;
     size_t blen = 0;
     cJSON *st = NULL;

@@ -126,8 +126,7 @@ static char *app_version(const struct wd_config *cfg, const char *runtime)
     EVP_DigestFinal_ex(md, dig, &dlen);
     EVP_MD_CTX_free(md);
     char hex[25];
-    for (size_t i = 0; i < 12; i++)
-        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    wd_hex(dig, 12, hex);
     return xasprintf("sha256:%s", hex);
 }
 
@@ -164,15 +163,8 @@ static int examine(const struct wd_deployment_rec *recs, size_t n, const char *a
     }
     if (alive == NULL)
         return 0;
-    autofree char *sock = wd_state_control_path(alive);
-    struct wd_buf resp = {.max = 8 << 20};
-    int status = 0;
     autoerr struct wd_error *e = NULL;
-    autojson cJSON *st = NULL;
-    if (sock && wd_control_call(sock, "GET", "/v1/status", NULL, 0, 5000, &status, &resp, &e) == 0 &&
-        status == 200)
-        st = cJSON_ParseWithLength(resp.data ? (const char *)resp.data : "", resp.len);
-    wd_buf_free(&resp);
+    autojson cJSON *st = wd_cmd_deployer_status(alive, 5000, &e);
     if (st == NULL)
         return wd_err(err, EEXIST,
                       "%s is already up (deployment %.8s, deployer pid %ld) and its deployer "
@@ -197,7 +189,7 @@ static int examine(const struct wd_deployment_rec *recs, size_t n, const char *a
     cJSON_ArrayForEach(l, wd_json_obj(st, "listeners"))
         if (cJSON_IsString(l))
             wd_buf_printf(&lis, "%s%s=%s", lis.len ? ";" : "", l->string, l->valuestring);
-    out->control = WD_STEAL(sock);
+    out->control = wd_state_control_path(alive);
     out->deployment = xstrdup(alive->deployment);
     out->listeners = lis.len ? wd_buf_steal_str(&lis) : xstrdup("");
     wd_buf_free(&lis);

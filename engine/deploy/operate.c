@@ -55,9 +55,6 @@ static char *replica_key(const struct wd_replica *r)
     return xasprintf("%s/%d/%.8s", r->g->short_name, r->slot, r->id);
 }
 
-static void respond_error(struct wd_control_exchange *x, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void respond_json(struct wd_control_exchange *x, int status, cJSON *j);
 static void get_metrics(struct wd_operate *op, struct wd_control_exchange *x, const char *query,
                         bool prometheus);
 
@@ -166,9 +163,9 @@ static void profile_finish(struct wd_profile_job *j)
     autoerr struct wd_error *err = NULL;
     if (n == 0) {
         autofree char *w = why.len ? wd_buf_steal_str(&why) : xstrdup("no replica is ready");
-        respond_error(j->x, 503, "no profile: %s", w);
+        wd_operate_respond_error(j->x, 503, "no profile: %s", w);
     } else if (wd_pprof_merge(in, n, &skipped, &out, &err) < 0) {
-        respond_error(j->x, 502, "%s", err->msg);
+        wd_operate_respond_error(j->x, 502, "%s", err->msg);
     } else {
         if (failed || skipped)
             wd_warn("profile: %zu of %zu replicas left out%s%.*s", failed + skipped, j->nparts,
@@ -261,15 +258,15 @@ static void get_profile(struct wd_operate *op, struct wd_control_exchange *x, co
     autofree char *dur = wd_control_query(query, "duration");
     bool cpu = type == NULL || *type == 0 || strcmp(type, "cpu") == 0;
     if (!cpu && strcmp(type, "heap") != 0)
-        return respond_error(x, 400, "type must be cpu or heap, not \"%s\"", type);
+        return wd_operate_respond_error(x, 400, "type must be cpu or heap, not \"%s\"", type);
     int64_t ns = dur && *dur ? parse_duration_ns(dur) : 10 * 1000000000LL;
     if (cpu && ns < 0)
-        return respond_error(x, 400, "duration must be like 10s, 500ms or 2m (at most 10m), not "
+        return wd_operate_respond_error(x, 400, "duration must be like 10s, 500ms or 2m (at most 10m), not "
                                      "\"%s\"", dur);
     for (size_t i = 0; i < d->ngroups; i++)
         for (int k = 0; k < d->groups[i]->nreplicas; k++)
             if (d->groups[i]->replicas[k] && d->groups[i]->replicas[k]->profile)
-                return respond_error(x, 409, "a profile is being taken already; try again when "
+                return wd_operate_respond_error(x, 409, "a profile is being taken already; try again when "
                                              "it is done");
     struct wd_profile_job *j = xzalloc(sizeof *j);
     j->op = op;
@@ -537,8 +534,12 @@ static cJSON *graph_json(struct wd_operate *op)
 /* The last @max entries of the deployment's log file, oldest first. */
 static cJSON *logs_json(struct wd_operate *op, size_t max)
 {
+    return wd_log_tail_json(op->d->opts.log_path, max);
+}
+
+cJSON *wd_log_tail_json(const char *path, size_t max)
+{
     cJSON *arr = wd_json_new_array();
-    const char *path = op->d->opts.log_path;
     FILE *f = path ? fopen(path, "re") : NULL;
     if (f == NULL)
         return arr;
@@ -583,7 +584,7 @@ static void post_dashboard(struct wd_operate *op, struct wd_control_exchange *x)
         char *bound = NULL;
         autoerr struct wd_error *err = NULL;
         if (wd_control_listen_tcp(op->ctl, "127.0.0.1:0", &bound, &err) < 0)
-            return respond_error(x, 500, "dashboard: %s", err->msg);
+            return wd_operate_respond_error(x, 500, "dashboard: %s", err->msg);
         uint8_t tok[16];
         wd_random(tok, sizeof tok);
         char hex[33];
@@ -595,7 +596,7 @@ static void post_dashboard(struct wd_operate *op, struct wd_control_exchange *x)
     }
     cJSON *j = wd_json_new_object();
     wd_json_add_str(j, "url", op->dash_url);
-    respond_json(x, 200, j);
+    wd_operate_respond_json(x, 200, j);
 }
 
 static cJSON *status_json(struct wd_operate *op)
@@ -608,22 +609,22 @@ static void get_dashboard(struct wd_operate *op, struct wd_control_exchange *x, 
                           const char *query)
 {
     if (strcmp(rest, "api/status") == 0)
-        return respond_json(x, 200, status_json(op));
+        return wd_operate_respond_json(x, 200, status_json(op));
     if (strcmp(rest, "api/graph") == 0)
-        return respond_json(x, 200, graph_json(op));
+        return wd_operate_respond_json(x, 200, graph_json(op));
     if (strcmp(rest, "api/metrics") == 0)
         return get_metrics(op, x, query, false);
     if (strcmp(rest, "api/logs") == 0)
-        return respond_json(x, 200, logs_json(op, LOGS_SHOWN));
+        return wd_operate_respond_json(x, 200, logs_json(op, LOGS_SHOWN));
     if (strcmp(rest, "api/traces") == 0)
-        return respond_json(x, 200, traces_json(op));
+        return wd_operate_respond_json(x, 200, traces_json(op));
     autofree char *tid = wd_control_query(query, "trace");
     autofree char *id = wd_control_query(query, "id");
     if (strcmp(rest, "api/trace") == 0)
-        return respond_json(x, 200, trace_json(op, id ? id : ""));
+        return wd_operate_respond_json(x, 200, trace_json(op, id ? id : ""));
     bool fragment = strcmp(rest, "fragment") == 0;
     if (!fragment && rest[0] != 0)
-        return respond_error(x, 404, "not found");
+        return wd_operate_respond_error(x, 404, "not found");
     autofree char *logf = wd_control_query(query, "log");
     autojson cJSON *status = status_json(op);
     autojson cJSON *graph = graph_json(op);
@@ -650,14 +651,14 @@ static void get_dashboard(struct wd_operate *op, struct wd_control_exchange *x, 
 
 /* ---------- routes ---------- */
 
-static void respond_json(struct wd_control_exchange *x, int status, cJSON *j)
+void wd_operate_respond_json(struct wd_control_exchange *x, int status, struct cJSON *j)
 {
     autofree char *text = wd_json_print(j);
     cJSON_Delete(j);
     wd_control_respond(x, status, "application/json", text, strlen(text));
 }
 
-static void respond_error(struct wd_control_exchange *x, int status, const char *fmt, ...)
+void wd_operate_respond_error(struct wd_control_exchange *x, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -665,7 +666,7 @@ static void respond_error(struct wd_control_exchange *x, int status, const char 
     va_end(ap);
     cJSON *j = wd_json_new_object();
     wd_json_add_str(j, "error", msg);
-    respond_json(x, status, j);
+    wd_operate_respond_json(x, status, j);
 }
 
 static void get_status(struct wd_operate *op, struct wd_control_exchange *x)
@@ -680,7 +681,7 @@ static void get_status(struct wd_operate *op, struct wd_control_exchange *x)
     wd_json_add_i64(m, "bytes", (int64_t)st.bytes);
     wd_json_add_i64(m, "polls", (int64_t)op->polls);
     wd_json_add_i64(m, "poll_errors", (int64_t)op->poll_errors);
-    respond_json(x, 200, j);
+    wd_operate_respond_json(x, 200, j);
 }
 
 static void get_metrics(struct wd_operate *op, struct wd_control_exchange *x, const char *query,
@@ -726,25 +727,25 @@ static void post_scale(struct wd_operate *op, struct wd_control_exchange *x,
     autoerr struct wd_error *err = NULL;
     if (wd_json_parse(req->body, req->body_len, "scale request", &body, &err) < 0 ||
         !cJSON_IsObject(body) || body->child == NULL) {
-        respond_error(x, 400, "the body must be a JSON object of GROUP: REPLICAS, e.g. "
+        wd_operate_respond_error(x, 400, "the body must be a JSON object of GROUP: REPLICAS, e.g. "
                               "{\"cart\": 3}");
         return;
     }
     if (d->rt->external) {
-        respond_error(x, 409, "the %s runtime scales with its orchestrator, not with us",
+        wd_operate_respond_error(x, 409, "the %s runtime scales with its orchestrator, not with us",
                       d->rt->name);
         return;
     }
     for (const cJSON *e = body->child; e; e = e->next) {
         struct wd_group *g = find_group(d, e->string);
         if (g == NULL) {
-            respond_error(x, 404, "no group %s in %s (see weaver-docker ps %s)", e->string, d->app,
+            wd_operate_respond_error(x, 404, "no group %s in %s (see weaver-docker ps %s)", e->string, d->app,
                           d->app);
             return;
         }
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (v != (double)(int)v || v < 1 || v > WD_CONFIG_MAX_REPLICAS) {
-            respond_error(x, 400, "group %s: replicas must be a whole number from 1 to %d",
+            wd_operate_respond_error(x, 400, "group %s: replicas must be a whole number from 1 to %d",
                           e->string, WD_CONFIG_MAX_REPLICAS);
             return;
         }
@@ -752,11 +753,11 @@ static void post_scale(struct wd_operate *op, struct wd_control_exchange *x,
     for (const cJSON *e = body->child; e; e = e->next) {
         struct wd_group *g = find_group(d, e->string);
         if (wd_group_scale(g, (int)e->valuedouble, &err) < 0) {
-            respond_error(x, 409, "%s", err->msg);
+            wd_operate_respond_error(x, 409, "%s", err->msg);
             return;
         }
     }
-    respond_json(x, 200, wd_deploy_status_json(d));
+    wd_operate_respond_json(x, 200, wd_deploy_status_json(d));
 }
 
 /* POST /v1/stop {"reason": "..."}: what SIGTERM does, with the reason in the log. */
@@ -776,7 +777,7 @@ static void post_stop(struct wd_operate *op, struct wd_control_exchange *x,
     cJSON *j = wd_json_new_object();
     cJSON_AddBoolToObject(j, "stopping", true);
     cJSON_AddBoolToObject(j, "already", was);
-    respond_json(x, 202, j);
+    wd_operate_respond_json(x, 202, j);
     wd_deploy_stop(op->d, clean);
 }
 
@@ -800,21 +801,21 @@ static void handle(void *arg, struct wd_control_exchange *x, const struct wd_con
         req->path[tl + 1] == '/') /* the dashboard, by its secret path, also over TCP */
         return get_dashboard(op, x, req->path + tl + 2, req->query);
     if (!req->trusted)
-        return respond_error(x, 404, "not found");
+        return wd_operate_respond_error(x, 404, "not found");
     if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/dashboard") == 0)
         return post_dashboard(op, x);
     if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/stop") == 0)
         return post_stop(op, x, req);
     if (get && strcmp(req->path, "/v1/graph") == 0)
-        return respond_json(x, 200, graph_json(op));
+        return wd_operate_respond_json(x, 200, graph_json(op));
     if (get && strcmp(req->path, "/v1/traces") == 0)
-        return respond_json(x, 200, traces_json(op));
+        return wd_operate_respond_json(x, 200, traces_json(op));
     if (get && strcmp(req->path, "/v1/trace") == 0) {
         autofree char *id = wd_control_query(req->query, "id");
-        return respond_json(x, 200, trace_json(op, id ? id : ""));
+        return wd_operate_respond_json(x, 200, trace_json(op, id ? id : ""));
     }
     if (get && strcmp(req->path, "/v1/logs") == 0)
-        return respond_json(x, 200, logs_json(op, LOGS_SHOWN));
+        return wd_operate_respond_json(x, 200, logs_json(op, LOGS_SHOWN));
     if (get && strcmp(req->path, "/v1/status") == 0)
         return get_status(op, x);
     if (get && strcmp(req->path, "/v1/metrics") == 0)
@@ -825,7 +826,7 @@ static void handle(void *arg, struct wd_control_exchange *x, const struct wd_con
         return post_scale(op, x, req);
     if (wd_rollout_route(op->d, x, req))
         return;
-    respond_error(x, 404, "no route %s %s (see docs/design/control-api.md)", req->method,
+    wd_operate_respond_error(x, 404, "no route %s %s (see docs/design/control-api.md)", req->method,
                   req->path);
 }
 
@@ -858,7 +859,7 @@ void wd_operate_stop(struct wd_deploy *d)
         return;
     while (op->profiles) {
         struct wd_profile_job *j = op->profiles;
-        respond_error(j->x, 503, "%s is stopping", d->app);
+        wd_operate_respond_error(j->x, 503, "%s is stopping", d->app);
         j->x = NULL;
         profile_free(j);
     }

@@ -29,4 +29,17 @@ void wd_operate_spans(struct wd_deploy *d, struct wd_replica *r, struct Runtime_
 /* wd_operate_replica_gone - r is exiting: its metrics stay counted, its stream ends. */
 void wd_operate_replica_gone(struct wd_deploy *d, struct wd_replica *r);
 
+/* wd_log_tail_json - the last @max entries of a deployment log file (JSON lines; at most its
+ * last 512 KiB are read), oldest first, as a JSON array; empty without a file (@path NULL). */
+struct cJSON;
+struct cJSON *wd_log_tail_json(const char *path, size_t max);
+
+/* Answers of the control API's routes (also engine/deploy/rollout.c): @j as JSON (freed here),
+ * or {"error": MSG}. */
+struct wd_control_exchange;
+struct cJSON;
+void wd_operate_respond_json(struct wd_control_exchange *x, int status, struct cJSON *j);
+void wd_operate_respond_error(struct wd_control_exchange *x, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -471,26 +471,17 @@ const char *wd_proxy_address(const struct wd_proxy *p) { return p->addr; }
 int wd_proxy_port(const struct wd_proxy *p) { return p->port; }
 size_t wd_proxy_nbackends(const struct wd_proxy *p) { return p->nbe; }
 
+static bool resolve(const char *addr, struct backend *b);
+
 void wd_proxy_add_backend(struct wd_proxy *p, const char *addr, const void *owner)
 {
-    char *host = NULL, *port = NULL;
-    if (wd_split_hostport(addr, &host, &port, NULL) < 0)
+    struct backend b = {0};
+    if (!resolve(addr, &b))
         return;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(host, port, &hints, &ai) == 0 && ai) {
-        p->be = xrealloc(p->be, (p->nbe + 1) * sizeof *p->be);
-        struct backend *b = &p->be[p->nbe++];
-        b->addr = xstrdup(addr);
-        b->owner = owner;
-        memcpy(&b->sa, ai->ai_addr, ai->ai_addrlen);
-        b->salen = ai->ai_addrlen;
-    }
-    if (ai)
-        freeaddrinfo(ai);
-    free(host);
-    free(port);
+    b.addr = xstrdup(addr);
+    b.owner = owner;
+    p->be = xrealloc(p->be, (p->nbe + 1) * sizeof *p->be);
+    p->be[p->nbe++] = b;
 }
 
 void wd_proxy_remove_backends(struct wd_proxy *p, const void *owner)
@@ -505,6 +496,7 @@ void wd_proxy_remove_backends(struct wd_proxy *p, const void *owner)
     p->nbe = j;
 }
 
+/* A numeric "ip:port" (or "[v6]:port") into b's address; false if it is not one. */
 static bool resolve(const char *addr, struct backend *b)
 {
     char *host = NULL, *port = NULL;

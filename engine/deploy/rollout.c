@@ -20,6 +20,7 @@
 #include "engine/base/termout.h"
 #include "engine/deploy/control.h"
 #include "engine/deploy/deploy.h"
+#include "engine/deploy/operate.h"
 #include "engine/deploy/proxy.h"
 #include "engine/weaver/logfmt.h"
 #include "engine/docker/json.h"
@@ -46,6 +47,7 @@
 #define LEASE_MIN_MS 15000
 #define SETTLE_MS 5000
 #define TAIL_LINES 12        /* the new version's last log lines, shown when it fails */
+#define TAIL_READ 2000       /* of the log file's last entries (weaver's system ones left out) */
 
 /* A request any Go net/http server answers by itself, without calling the app's handlers
  * (OPTIONS *); any other TCP server that answers at all says something or closes. */
@@ -198,16 +200,12 @@ static void cancel_split(struct wd_rollout *ro, const char *why)
 static void show_tail(struct wd_rollout *ro)
 {
     struct wd_deploy *d = ro->d;
-    const char *path = d->opts.log_path;
-    FILE *f = path ? fopen(path, "re") : NULL;
-    if (f == NULL)
-        return;
+    autojson cJSON *entries = wd_log_tail_json(d->opts.log_path, TAIL_READ);
     char *lines[TAIL_LINES] = {0};
     size_t n = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        autojson cJSON *e = cJSON_Parse(line);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, entries)
+    {
         const char *comp = wd_json_str(e, "component");
         const char *msg = wd_json_str(e, "msg");
         if (comp == NULL || msg == NULL || strcmp(comp, "deployer") == 0)
@@ -228,8 +226,6 @@ static void show_tail(struct wd_rollout *ro)
         wd_buf_free(&l);
         n++;
     }
-    free(line);
-    fclose(f);
     if (n == 0)
         return;
     struct wd_buf b = {0};
@@ -838,26 +834,6 @@ static void drain_tick(struct wd_timer *t, void *arg)
     wd_deploy_stop(d, why);
 }
 
-static void respond_err(struct wd_control_exchange *x, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void respond_err(struct wd_control_exchange *x, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    autofree char *msg = xvasprintf(fmt, ap);
-    va_end(ap);
-    autojson cJSON *j = wd_json_new_object();
-    wd_json_add_str(j, "error", msg);
-    autofree char *t = wd_json_print(j);
-    wd_control_respond(x, status, NULL, t, strlen(t));
-}
-
-static void respond_ok(struct wd_control_exchange *x, cJSON *j)
-{
-    autofree char *t = wd_json_print(j);
-    cJSON_Delete(j);
-    wd_control_respond(x, 200, NULL, t, strlen(t));
-}
 
 /* POST /v1/rollout {to, pid, permille, listeners: {name: addr}}: split. */
 static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const cJSON *b)
@@ -867,18 +843,18 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
     int64_t pid = wd_json_i64_or(b, "pid", 0), pm = wd_json_i64_or(b, "permille", -1);
     const cJSON *ls = wd_json_obj(b, "listeners");
     if (to == NULL || pid <= 0 || pm < 0 || pm > 1000 || ls == NULL)
-        return respond_err(x, 400, "want {to, pid, permille 0..1000, listeners}");
+        return wd_operate_respond_error(x, 400, "want {to, pid, permille 0..1000, listeners}");
     if (d->stopping)
-        return respond_err(x, 409, "%s is stopping", d->app);
+        return wd_operate_respond_error(x, 409, "%s is stopping", d->app);
     if (ro && ro->role == TO)
-        return respond_err(x, 409, "deployment %.8s is itself being rolled out", d->deployment_id);
+        return wd_operate_respond_error(x, 409, "deployment %.8s is itself being rolled out", d->deployment_id);
     if (ro && (ro->handed || strcmp(ro->to_deployment, to) != 0))
-        return respond_err(x, 409, "a rollout to deployment %.8s is under way",
+        return wd_operate_respond_error(x, 409, "a rollout to deployment %.8s is under way",
                            ro->to_deployment);
     if (ro == NULL) {
         int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
         if (pfd < 0 && errno == ESRCH)
-            return respond_err(x, 409, "process %lld is gone", (long long)pid);
+            return wd_operate_respond_error(x, 409, "process %lld is gone", (long long)pid);
         ro = xzalloc(sizeof *ro);
         ro->d = d;
         ro->role = FROM;
@@ -899,7 +875,7 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
         struct wd_listener *l = listener_named(d, it->string);
         if (l && cJSON_IsString(it) &&
             wd_proxy_set_split(l->proxy, it->valuestring, (unsigned)pm) < 0)
-            return respond_err(x, 400, "listener %s: bad address", it->string);
+            return wd_operate_respond_error(x, 400, "listener %s: bad address", it->string);
     }
     if (ro->from_permille != (unsigned)pm)
         wd_deploy_event(d, "info", "rollout: deployment %.8s takes %lld %% of new connections",
@@ -919,20 +895,20 @@ static void post_split(struct wd_deploy *d, struct wd_control_exchange *x, const
     }
     wd_json_add_i64(j, "sent", (int64_t)sent);
     wd_json_add_i64(j, "refused", (int64_t)failed);
-    respond_ok(x, j);
+    wd_operate_respond_json(x, 200, j);
 }
 
 static void post_cancel(struct wd_deploy *d, struct wd_control_exchange *x, const cJSON *b)
 {
     struct wd_rollout *ro = ro_of(d);
     if (ro == NULL || ro->role != FROM)
-        return respond_ok(x, wd_json_new_object()); /* nothing to cancel */
+        return wd_operate_respond_json(x, 200, wd_json_new_object()); /* nothing to cancel */
     if (ro->handed)
-        return respond_err(x, 409, "the listeners went to deployment %.8s already",
+        return wd_operate_respond_error(x, 409, "the listeners went to deployment %.8s already",
                            ro->to_deployment);
     const char *to = wd_json_str(b, "to");
     if (to && strcmp(to, ro->to_deployment) != 0)
-        return respond_err(x, 409, "the rollout under way is to deployment %.8s",
+        return wd_operate_respond_error(x, 409, "the rollout under way is to deployment %.8s",
                            ro->to_deployment);
     const char *why = wd_json_str(b, "reason");
     autofree char *clean = xstrndup(why && *why ? why : "cancelled", 300);
@@ -944,7 +920,7 @@ static void post_cancel(struct wd_deploy *d, struct wd_control_exchange *x, cons
                     "new connection again",
                     ro->to_deployment, clean, d->deployment_id);
     from_free(d);
-    respond_ok(x, wd_json_new_object());
+    wd_operate_respond_json(x, 200, wd_json_new_object());
 }
 
 /* POST /v1/rollout/handover {to, pid, listeners: [names]}: copies of our listening sockets go
@@ -954,11 +930,11 @@ static void post_handover(struct wd_deploy *d, struct wd_control_exchange *x, co
     struct wd_rollout *ro = ro_of(d);
     const char *to = wd_json_str(b, "to");
     if (ro == NULL || ro->role != FROM || to == NULL || strcmp(to, ro->to_deployment) != 0)
-        return respond_err(x, 409, "no rollout to that deployment is under way");
+        return wd_operate_respond_error(x, 409, "no rollout to that deployment is under way");
     if (ro->handed)
-        return respond_err(x, 409, "handed over already");
+        return wd_operate_respond_error(x, 409, "handed over already");
     if (d->stopping)
-        return respond_err(x, 409, "%s is stopping", d->app);
+        return wd_operate_respond_error(x, 409, "%s is stopping", d->app);
     int fds[WD_CONTROL_MAX_FDS];
     size_t n = 0;
     cJSON *j = wd_json_new_object();
@@ -992,15 +968,15 @@ static void post_commit(struct wd_deploy *d, struct wd_control_exchange *x, cons
     const char *to = wd_json_str(b, "to");
     if (ro == NULL || ro->role != FROM || !ro->offered || to == NULL ||
         strcmp(to, ro->to_deployment) != 0)
-        return respond_err(x, 409, "no handover to that deployment is under way");
+        return wd_operate_respond_error(x, 409, "no handover to that deployment is under way");
     if (ro->handed)
-        return respond_ok(x, wd_json_new_object());
+        return wd_operate_respond_json(x, 200, wd_json_new_object());
     for (size_t i = 0; i < d->nlisteners; i++) /* this version accepts no more */
         wd_proxy_close_listeners(d->listeners[i].proxy);
     ro->handed = true;
     wd_timer_cancel(ro->lease_timer);
     ro->lease_timer = NULL;
-    respond_ok(x, wd_json_new_object());
+    wd_operate_respond_json(x, 200, wd_json_new_object());
     ro->drain_until = wd_now_ms() + d->cfg->drain_ms;
     size_t open = open_conns(d);
     wd_deploy_event(d, "info",
@@ -1015,8 +991,8 @@ static void post_abort(struct wd_deploy *d, struct wd_control_exchange *x)
 {
     struct wd_rollout *ro = ro_of(d);
     if (ro == NULL || ro->role != TO || ro->state == DONE || ro->state == FAILED)
-        return respond_err(x, 409, "no rollout of this deployment is under way");
-    respond_ok(x, wd_json_new_object());
+        return wd_operate_respond_error(x, 409, "no rollout of this deployment is under way");
+    wd_operate_respond_json(x, 200, wd_json_new_object());
     fail(ro, "aborted ('weaver-docker rollout --abort')");
 }
 
@@ -1029,18 +1005,18 @@ bool wd_rollout_route(struct wd_deploy *d, struct wd_control_exchange *x,
     bool post = strcmp(req->method, "POST") == 0;
     if (strcmp(req->method, "GET") == 0 && *rest == 0) {
         cJSON *j = wd_rollout_json(d);
-        respond_ok(x, j ? j : wd_json_new_object());
+        wd_operate_respond_json(x, 200, j ? j : wd_json_new_object());
         return true;
     }
     if (!post) {
-        respond_err(x, 405, "%s %s: use POST", req->method, req->path);
+        wd_operate_respond_error(x, 405, "%s %s: use POST", req->method, req->path);
         return true;
     }
     autojson cJSON *b = NULL;
     autoerr struct wd_error *err = NULL;
     if (strcmp(rest, "/abort") != 0 &&
         wd_json_parse(req->body, req->body_len, "rollout", &b, &err) < 0) {
-        respond_err(x, 400, "%s", err->msg);
+        wd_operate_respond_error(x, 400, "%s", err->msg);
         return true;
     }
     if (*rest == 0)
@@ -1054,7 +1030,7 @@ bool wd_rollout_route(struct wd_deploy *d, struct wd_control_exchange *x,
     else if (strcmp(rest, "/abort") == 0)
         post_abort(d, x);
     else
-        respond_err(x, 404, "no route %s %s", req->method, req->path);
+        wd_operate_respond_error(x, 404, "no route %s %s", req->method, req->path);
     return true;
 }
 

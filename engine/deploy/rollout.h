@@ -47,7 +47,7 @@ void wd_rollout_replica_exited(struct wd_deploy *d, const char *group, const cha
 /* d is stopping (Ctrl-C, down, a failure): a rollout not finished gives all traffic back. */
 void wd_rollout_stopping(struct wd_deploy *d);
 /* The address a listener will have once this version serves: the old version's for a name it
- * has, else the one bound now. Borrowed (valid while d lives). */
+ * has, else the one bound now. Borrowed: valid until the next call. */
 const char *wd_rollout_public_address(struct wd_deploy *d, const char *name, const char *bound);
 
 /* The control API's /v1/rollout routes (both roles). Returns false if @req is not one. */
