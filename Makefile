@@ -39,10 +39,22 @@ SHIM_CC   ?= musl-gcc
 SHIM      := $(BUILD)/shim/weaver-docker-shim
 LIB       := $(BUILD)/libwd.a
 BIN       := $(BUILD)/weaver-docker
+# The compose manager: `weaver-docker manage` as one static musl program (images/manager), from
+# the engine sources that need no libcurl, libarchive, OpenSSL or libyaml.
+MGR       := $(BUILD)/manager/weaver-docker-manager
+MGR_LEFT  := engine/docker/docker.c engine/docker/docker_parse.c engine/docker/docker_stream.c \
+             engine/docker/http.c engine/docker/image.c engine/deploy/mtls.c engine/deploy/pprof.c \
+             compose/compose.c
+MGR_SRC   := $(filter-out $(MGR_LEFT),$(LIB_SRC)) $(PROTO_C) cmd/manage.c cmd/options.c \
+             $(wildcard images/manager/*.c)
+MGR_OBJ   := $(patsubst %.c,$(BUILD)/manager/obj/%.o,$(MGR_SRC:$(BUILD)/%=%))
+MUSL_DEPS := build/musl-deps
+PROTOBUF_C_A ?= $(firstword $(wildcard /usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/libprotobuf-c.a \
+             /usr/lib/libprotobuf-c.a))
 
 .PHONY: all deps test unit integration asan fuzz fuzz-run demo bench soak vectors apps clean fmt \
         fmt-check lint shim
-all: $(BIN) $(SHIM)
+all: $(BIN) $(SHIM) $(MGR)
 
 deps:
 	@scripts/deps.sh
@@ -83,6 +95,28 @@ $(SHIM): $(SHIM_SRC) $(wildcard images/shim/*.h)
 	$(SHIM_CC) -std=gnu11 -D_GNU_SOURCE -I. $(WARN) -Werror -Os -fstack-protector-strong \
 	    -static -Wl,--gc-sections -ffunction-sections -fdata-sections -s -o $@ $(SHIM_SRC)
 	@if readelf -l $@ | grep -q INTERP; then echo "shim is not static" >&2; rm -f $@; exit 1; fi
+
+# cJSON built for musl from Debian's source package (scripts/musl-cjson.sh); protobuf-c's
+# static archive from libprotobuf-c-dev links as it is (it needs only mem*, str*, malloc).
+$(MUSL_DEPS)/lib/libcjson.a: scripts/musl-cjson.sh
+	@MUSL_CC=$(SHIM_CC) scripts/musl-cjson.sh $(MUSL_DEPS)
+	@ln -sfn $$(pkg-config --variable=includedir libprotobuf-c)/protobuf-c $(MUSL_DEPS)/include/protobuf-c
+MGR_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DWD_VERSION='"$(VERSION)"' -I. -I$(BUILD)/proto \
+             -I$(MUSL_DEPS)/include $(WARN) -Werror -Os -fstack-protector-strong \
+             -ffunction-sections -fdata-sections
+$(BUILD)/manager/obj/proto/%.o: $(BUILD)/proto/%.c $(MUSL_DEPS)/lib/libcjson.a
+	@mkdir -p $(@D)
+	@echo "  MUSL $<"
+	@$(SHIM_CC) $(MGR_CFLAGS) -Wno-cast-qual -Wno-conversion -MMD -MP -c -o $@ $<
+$(BUILD)/manager/obj/%.o: %.c $(MUSL_DEPS)/lib/libcjson.a | $(PROTO_H)
+	@mkdir -p $(@D)
+	@echo "  MUSL $<"
+	@$(SHIM_CC) $(MGR_CFLAGS) -MMD -MP -c -o $@ $<
+$(MGR): $(MGR_OBJ) $(MUSL_DEPS)/lib/libcjson.a
+	@test -n "$(PROTOBUF_C_A)" || { echo "no libprotobuf-c.a: install libprotobuf-c-dev" >&2; exit 1; }
+	$(SHIM_CC) -static -Wl,--gc-sections -s -o $@ $(MGR_OBJ) $(MUSL_DEPS)/lib/libcjson.a \
+	    $(PROTOBUF_C_A) -lpthread
+	@if readelf -l $@ | grep -q INTERP; then echo "manager is not static" >&2; rm -f $@; exit 1; fi
 
 unit: $(UNIT_BIN) $(FUZZ_BIN)
 

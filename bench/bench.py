@@ -333,7 +333,8 @@ def report(path):
             print("%s: %s" % (k, v))
     for v in d.get("detail", []):  # bench/hostports.sh and mtls.sh report goals as detail lines
         for prefix, name in (("hostports_goal=", "host_ports p50"), ("mtls_goal=", "mtls call p50"),
-                             ("rollout_goal=", "rollout to v2")):
+                             ("rollout_goal=", "rollout to v2"),
+                             ("composeimage_goal=", "compose image size")):
             if v.startswith(prefix):
                 goals.append((name, "MISSED" not in v if "met" in v or "MISSED" in v else None))
     met = [n for n, m in goals if m]

@@ -20,8 +20,8 @@
 #   requests/s through the listener against the container directly; its listener_* lines make
 #   a row of the table) and bench/metricscost.sh (the deployer's CPU and RSS while polling
 #   the metrics of 51 groups, against weaver multi) and bench/rollout.sh (up of v2 over a running
-#   v1 against a cold up of v2; listener p99 during the switch); their *_ lines go into the
-#   summary.
+#   v1 against a cold up of v2; listener p99 during the switch) and bench/composeimage.sh (the
+#   compose image against the up image); their *_ lines go into the summary.
 #
 # Everything created carries WEAVER_DOCKER_LABELS=org.weaver-docker.test=bench-<pid> and is
 # removed on exit (containers, networks; images are kept). App names bench-shop/bench-wide, own
@@ -305,6 +305,7 @@ sub_bench mtls mtls              # component calls with [docker] mtls against wi
 sub_bench logflood "log flood"   # lines/s to the log file, terminal read or not, vs multi (16)
 sub_bench metricscost "metrics cost" # the deployer polling 51 groups' metrics, vs multi (11)
 sub_bench rollout rollout        # up of v2 over v1 against a cold up of v2; p99 meanwhile (12)
+sub_bench composeimage "compose image" # the compose image against the up image (13)
 
 # ---- listener throughput (another script, issue 10): its table below, its figures in ours ----
 LS_OUT=$TMP/listener.out

@@ -1,5 +1,5 @@
-/* cmd/common.c - what every command shares: option errors, aligned tables, and the control
- * API of a running deployer. */
+/* cmd/common.c - what every command shares: aligned tables and the control API of a running
+ * deployer (option errors are in cmd/options.c). */
 #include "cmd/cmd.h"
 #include "engine/weaver/config.h"
 #include "engine/deploy/control.h"
@@ -14,22 +14,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-
-int wd_cmd_bad_option(const char *cmd, char **argv, const char *optstring,
-                      struct wd_error **err)
-{
-    /* getopt printed nothing (main sets opterr to 0): one line of ours, naming the option */
-    const char *arg = optind > 0 ? argv[optind - 1] : "";
-    bool is_long = strncmp(arg, "--", 2) == 0;
-    char shortopt[3] = {'-', (char)optopt, 0};
-    /* a long option getopt knows sets optopt; a short one is known if optstring has it */
-    bool missing = is_long ? optopt != 0 : optopt && strchr(optstring, optopt) != NULL;
-    const char *what = is_long ? arg : shortopt;
-    if (is_long && missing) /* --level= or --level at the end */
-        what = arg;
-    return wd_err(err, EINVAL, "%s: %s '%s' (see 'weaver-docker %s --help')", cmd,
-                  missing ? "missing value for option" : "unknown option", what, cmd);
-}
 
 void wd_table_add(struct wd_table *t, const char *const *cells)
 {

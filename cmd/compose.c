@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MANAGER_BIN "/weaver-docker"
+#define MANAGER_BIN "/weaver-docker-manager"
 
 static const char compose_usage[] =
     "Usage: weaver-docker compose [OPTIONS] [weaver.toml | DIR | BINARY]\n"
@@ -353,12 +353,11 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         r = wd_err(err, ENOENT,
                    "cannot find weaver-docker-shim; build it with 'make' or set "
                    "WEAVER_DOCKER_SHIM");
-    char self[PATH_MAX] = "";
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (r == 0 && sl <= 0)
-        r = wd_err_sys(err, errno, "readlink /proc/self/exe");
-    else if (sl > 0)
-        self[sl] = 0;
+    autofree char *manager = r == 0 ? wd_image_find_manager() : NULL;
+    if (r == 0 && manager == NULL)
+        r = wd_err(err, ENOENT,
+                   "cannot find weaver-docker-manager; build it with 'make' or set "
+                   "WEAVER_DOCKER_MANAGER");
 
     autodocker struct wd_docker *dk = NULL;
     struct wd_image_result img = {0};
@@ -368,7 +367,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     if (r == 0) {
         check_networks(dk, cfg);
         struct wd_kv ilabels[] = {{WD_LABEL_ROLE, "image"}};
-        struct wd_image_extra extra[] = {{self, MANAGER_BIN}};
+        struct wd_image_extra extra[] = {{manager, MANAGER_BIN}};
         struct wd_image_spec is = {
             .app = cfg->name,
             .binary_path = cfg->binary,

@@ -83,6 +83,10 @@ int wd_write_file_atomic(const char *path, const void *data, size_t len, struct 
 void wd_hex(const uint8_t *p, size_t n, char *out);
 /* Decode hex; returns number of bytes or -1 on bad input or overflow of outmax. */
 ssize_t wd_unhex(const char *s, uint8_t *out, size_t outmax);
+/* Base64 of n bytes, standard alphabet, padded (RFC 4648 §4). Caller frees. */
+char *wd_base64(const uint8_t *p, size_t n);
+/* Percent-encode every byte but RFC 3986's unreserved ones (for a URL's query). Caller frees. */
+char *wd_url_escape(const char *s);
 
 /* Fill buf with n random bytes from getrandom(2). Returns 0 or -errno. */
 int wd_random(void *buf, size_t n);

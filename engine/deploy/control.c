@@ -526,11 +526,11 @@ static bool flush(struct conn *k)
             } u;
             memset(&u, 0, sizeof u);
             struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                                .msg_controllen = CMSG_SPACE(sizeof(int) * k->npass)};
+                                .msg_controllen = (socklen_t)CMSG_SPACE(sizeof(int) * k->npass)};
             struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
             cm->cmsg_level = SOL_SOCKET;
             cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int) * k->npass);
+            cm->cmsg_len = (socklen_t)CMSG_LEN(sizeof(int) * k->npass); /* socklen_t in musl */
             memcpy(CMSG_DATA(cm), k->pass, sizeof(int) * k->npass);
             n = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
             if (n > 0)

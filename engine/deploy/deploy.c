@@ -19,12 +19,11 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define HEALTH_EVERY_MS 5000
 #define STOP_GRACE_MS 5000
@@ -544,7 +543,7 @@ static void self_certificate(struct wd_replica *r, struct wd_conn *c, uint64_t i
     size_t n = 0;
     uint8_t *buf = wd_deploy_pack(&rep.base, &n);
     wd_conn_reply(c, id, WD_M_GET_SELF_CERTIFICATE, buf, n, NULL);
-    OPENSSL_cleanse(buf, n); /* one copy of the key fewer in our heap */
+    explicit_bzero(buf, n); /* one copy of the key fewer in our heap */
     free(buf);
 }
 
@@ -769,9 +768,7 @@ char *wd_replica_weavelet_args(struct wd_replica *r, const char *control_socket,
     a.control_socket = (char *)control_socket;
     size_t len = 0;
     autofree uint8_t *buf = wd_deploy_pack(&a.base, &len);
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, buf, (int)len); /* standard alphabet, padded */
-    return out;
+    return wd_base64(buf, len);
 }
 
 char *wd_deploy_new_id(void)

@@ -1,5 +1,5 @@
-/* The deployment's CA for weaver's mTLS data plane and the call-graph policy
- * (engine/deploy/mtls.h). Written against OpenSSL 3.0 (Debian 12). What the weavelet (weaver
+/* The deployment's CA for weaver's mTLS data plane (engine/deploy/mtls.h; the call-graph
+ * policy is in mtls_policy.c). Written against OpenSSL 3.0 (Debian 12). What the weavelet (weaver
  * v0.24.6, internal/weaver/remoteweavelet.go) does with our answers, which shapes what is here: -
  * GetSelfCertificate: tls.X509KeyPair(cert, key), so PEM for both; Go accepts a PKCS#8 "PRIVATE
  * KEY" block holding an EC key. It asks again for every handshake. - it sets InsecureSkipVerify and
@@ -339,40 +339,4 @@ int wd_mtls_verify(const struct wd_mtls *m, enum wd_mtls_role role, const uint8_
         return wd_err(err, EINVAL, "mtls: the %s's certificate names no group: %s", who, why);
     *name = nm;
     return 0;
-}
-
-/* ---- policy ---- */
-
-bool wd_mtls_hosts(const char *const *comps, size_t n, const char *target)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(comps[i], target) == 0)
-            return true;
-    return false;
-}
-
-bool wd_mtls_may_call(const struct wd_edge *edges, size_t nedges, const char *const *caller,
-                      size_t ncaller, const char *target)
-{
-    for (size_t e = 0; e < nedges; e++)
-        if (strcmp(edges[e].dst, target) == 0 && wd_mtls_hosts(caller, ncaller, edges[e].src))
-            return true;
-    return false;
-}
-
-void wd_mtls_callable(const struct wd_edge *edges, size_t nedges, const char *const *caller,
-                      size_t ncaller, const char *const *server, size_t nserver,
-                      const char ***out, size_t *nout)
-{
-    const char **v = NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < nserver; i++) {
-        if (!wd_mtls_may_call(edges, nedges, caller, ncaller, server[i]))
-            continue;
-        if (v == NULL)
-            v = xcalloc(nserver, sizeof *v);
-        v[k++] = server[i];
-    }
-    *out = v;
-    *nout = k;
 }

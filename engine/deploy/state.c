@@ -6,7 +6,6 @@
 #include "engine/base/util.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -83,9 +82,8 @@ int wd_state_list(struct wd_docker *dk, const char *app, struct wd_deployment_re
     /* filters={"label":["..."]}, built by the one JSON writer (the app name is the user's) */
     const char *labs[1] = {lab};
     autofree char *filters = wd_docker_filters_json(labs, 1, NULL, NULL, 0);
-    char *esc = curl_easy_escape(NULL, filters, 0);
+    autofree char *esc = wd_url_escape(filters);
     autofree char *path = xasprintf("/networks?filters=%s", esc);
-    curl_free(esc);
     cJSON *doc = NULL;
     int r = wd_docker_request(dk, "GET", path, NULL, &doc, "list deployments", err);
     if (r < 0)

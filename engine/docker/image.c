@@ -941,9 +941,10 @@ int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct w
 
 /* $WEAVER_DOCKER_SHIM, shim/ next to our executable (the build tree), or
  * ../lib/weaver-docker/ (installed). */
-char *wd_image_find_shim(void)
+/* $ENV, else SUBDIR/NAME next to our executable, else ../lib/weaver-docker/NAME from it. */
+static char *find_helper(const char *env_name, const char *subdir, const char *name)
 {
-    const char *env = getenv("WEAVER_DOCKER_SHIM");
+    const char *env = getenv(env_name);
     if (env && *env)
         return xstrdup(env);
     char exe[PATH_MAX];
@@ -952,8 +953,8 @@ char *wd_image_find_shim(void)
         return NULL;
     exe[n] = 0;
     char *dir = dirname(exe);
-    char *cands[2] = {xasprintf("%s/shim/weaver-docker-shim", dir),
-                      xasprintf("%s/../lib/weaver-docker/weaver-docker-shim", dir)};
+    char *cands[2] = {xasprintf("%s/%s/%s", dir, subdir, name),
+                      xasprintf("%s/../lib/weaver-docker/%s", dir, name)};
     char *found = NULL;
     for (int i = 0; i < 2; i++) {
         if (found == NULL && access(cands[i], R_OK) == 0)
@@ -962,4 +963,14 @@ char *wd_image_find_shim(void)
             free(cands[i]);
     }
     return found;
+}
+
+char *wd_image_find_shim(void)
+{
+    return find_helper("WEAVER_DOCKER_SHIM", "shim", "weaver-docker-shim");
+}
+
+char *wd_image_find_manager(void)
+{
+    return find_helper("WEAVER_DOCKER_MANAGER", "manager", "weaver-docker-manager");
 }

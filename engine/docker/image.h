@@ -84,6 +84,9 @@ int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct w
 /* wd_image_find_shim - the static shim to put into images: $WEAVER_DOCKER_SHIM, shim/ next to
  * our executable, or ../lib/weaver-docker/ from it. Caller frees; NULL if none is readable. */
 char *wd_image_find_shim(void);
+/* wd_image_find_manager - the static compose manager, found the same way:
+ * $WEAVER_DOCKER_MANAGER, manager/ next to our executable, or ../lib/weaver-docker/. */
+char *wd_image_find_manager(void);
 
 /* ---- pure parts, exposed for tests and tools ---- */
 

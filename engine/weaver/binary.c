@@ -13,8 +13,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "engine/base/sha256.h"
 #include "engine/base/util.h"
 
 #define MAIN_COMPONENT "github.com/ServiceWeaver/weaver/Main"
@@ -701,15 +700,14 @@ static size_t parse_triple(const uint8_t *p, size_t n, const char *end_lit, int 
 static void checksum8(const char *tag, const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
                       char out[9])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, tag, strlen(tag)) != 1 || EVP_DigestUpdate(ctx, a, an) != 1 ||
-        EVP_DigestUpdate(ctx, ARROW, 3) != 1 || EVP_DigestUpdate(ctx, b, bn) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 4)
-        abort(); /* only fails on allocation failure: same policy as xmalloc */
-    EVP_MD_CTX_free(ctx);
+    struct wd_sha256 ctx;
+    uint8_t md[WD_SHA256_LEN];
+    wd_sha256_init(&ctx);
+    wd_sha256_update(&ctx, tag, strlen(tag));
+    wd_sha256_update(&ctx, a, an);
+    wd_sha256_update(&ctx, ARROW, 3);
+    wd_sha256_update(&ctx, b, bn);
+    wd_sha256_final(&ctx, md);
     wd_hex(md, 4, out);
 }
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/sha.h>
+#include "engine/base/sha256.h"
 
 /* Bytes of a request header without deadline/trace/metadata in the v0.24.4+ format:
  * key | deadline | has_trace | has_metadata. */
@@ -82,9 +82,8 @@ void wd_rpc_cancel_encode(struct wd_buf *out, uint64_t id)
 void wd_rpc_method_key(const char *component, const char *method, uint8_t key[WD_RPC_KEY_LEN])
 {
     autofree char *s = xasprintf("%s.%s", component, method);
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    if (SHA256((const unsigned char *)s, strlen(s), md) == NULL)
-        abort(); /* libcrypto without SHA-256: nothing sensible to do */
+    uint8_t md[WD_SHA256_LEN];
+    wd_sha256(s, strlen(s), md);
     memcpy(key, md, WD_RPC_KEY_LEN);
 }
 

@@ -67,7 +67,17 @@ check "a 64-hex token is in the file" test "${#TOKEN}" = 64
 check "the token is not printed" bash -c "! grep -q '$TOKEN' '$WD_TMP/gen.out' '$WD_TMP/gen.err'"
 check "the file is private (0600)" test "$(stat -c %a "$F")" = 600
 check "image by ID (sha256:...)" grep -q 'image: "sha256:[0-9a-f]\{64\}"' "$F"
+# the manager is one static program: the image is the app + the shim + at most 2 MiB (issue 13)
+IMG=$(sed -n 's/.*image: "\(sha256:[0-9a-f]*\)".*/\1/p' "$F" | head -1)
+ISZ=$(docker image inspect -f '{{.Size}}' "$IMG" 2>/dev/null || echo 0)
+BSZ=$(stat -c %s "$APPS/shop")
+SSZ=$(stat -c %s "$WD_SHIM")
+check "the image is the app + shim + $(((ISZ - BSZ - SSZ) / 1024)) KiB (<= 2 MiB; $ISZ bytes)" \
+    test "$ISZ" -gt "$BSZ" -a $((ISZ - BSZ - SSZ)) -le $((2 * 1024 * 1024))
 IMGTAR=$(ls "$WD_TMP"/img/shop-*.tar 2>/dev/null | head -1)
+tar -xOf "$IMGTAR" --wildcards '*layer.tar' 2>/dev/null | tar -ti >"$WD_TMP/imgfiles" 2>/dev/null
+check "the image holds the static manager and no shared library" \
+    bash -c "grep -qx weaver-docker-manager '$WD_TMP/imgfiles' && ! grep -q '\\.so' '$WD_TMP/imgfiles'"
 check "--save-images wrote a docker-archive ($(stat -c %s "$IMGTAR" 2>/dev/null) bytes)" \
     bash -c "tar -tf '$IMGTAR' | grep -q manifest.json"
 "$WD_BIN" compose -o "$WD_TMP/second.yml" "$WD_TMP/weaver.toml" >/dev/null 2>&1

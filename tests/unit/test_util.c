@@ -1,8 +1,10 @@
 #include "tests/unit/wd_test.h"
 #include "engine/base/error.h"
+#include "engine/base/sha256.h"
 #include "engine/base/util.h"
 
 #include <errno.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 static void test_buf_cap(void **state)
@@ -42,6 +44,63 @@ static void test_hex(void **state)
     assert_int_equal(wd_unhex("abcdef01", back, 3), -1);
 }
 
+static void sha_hex(const void *p, size_t n, char out[65])
+{
+    uint8_t md[WD_SHA256_LEN];
+    wd_sha256(p, n, md);
+    wd_hex(md, sizeof md, out);
+}
+
+/* FIPS 180-4 examples, then every length 0-300 fed in odd pieces against OpenSSL's digest. */
+static void test_sha256(void **state)
+{
+    (void)state;
+    char h[65];
+    sha_hex("", 0, h);
+    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha_hex("abc", 3, h);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha_hex(two, strlen(two), h);
+    assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    struct wd_sha256 s;
+    uint8_t md[WD_SHA256_LEN], ref[SHA256_DIGEST_LENGTH], buf[1000];
+    memset(buf, 'a', sizeof buf);
+    wd_sha256_init(&s);
+    for (int i = 0; i < 1000; i++)
+        wd_sha256_update(&s, buf, sizeof buf);
+    wd_sha256_final(&s, md);
+    wd_hex(md, sizeof md, h);
+    assert_string_equal(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    for (size_t n = 0; n <= 300; n++) {
+        wd_sha256_init(&s);
+        for (size_t off = 0, step = 1; off < n; off += step, step = step * 3 % 71 + 1)
+            wd_sha256_update(&s, buf + off, step < n - off ? step : n - off);
+        wd_sha256_final(&s, md);
+        SHA256(buf, n, ref);
+        assert_memory_equal(md, ref, sizeof md);
+    }
+}
+
+/* RFC 4648 §10 vectors; RFC 3986 unreserved characters pass, everything else is %XX. */
+static void test_base64_url(void **state)
+{
+    (void)state;
+    static const char *const want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                                       "Zm9vYmFy"};
+    for (size_t n = 0; n < WD_ARRAY_LEN(want); n++) {
+        autofree char *b = wd_base64((const uint8_t *)"foobar", n);
+        assert_string_equal(b, want[n]);
+    }
+    uint8_t hi[3] = {0xfb, 0xff, 0x3e};
+    autofree char *b = wd_base64(hi, 3);
+    assert_string_equal(b, "+/8+");
+    autofree char *u = wd_url_escape("{\"label\":[\"a=b c\"]}-._~\xc3\xa9");
+    assert_string_equal(u, "%7B%22label%22%3A%5B%22a%3Db%20c%22%5D%7D-._~%C3%A9");
+}
+
 /* Two groups "a/x/Foo" and "b/x/Foo" both slug to "x-foo": they must not share a container
  * name (they removed each other's containers in a loop). */
 static void test_unique_names(void **state)
@@ -63,6 +122,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_unique_names),
                                        cmocka_unit_test(test_buf_cap),
-                                       cmocka_unit_test(test_err_wrap), cmocka_unit_test(test_hex)};
+                                       cmocka_unit_test(test_err_wrap), cmocka_unit_test(test_hex),
+                                       cmocka_unit_test(test_sha256),
+                                       cmocka_unit_test(test_base64_url)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
