@@ -20,185 +20,6 @@
 #include "engine/docker/json.h"
 #include "engine/base/log.h"
 
-/* ---- ELF ---------------------------------------------------------------------------------- */
-
-void wd_elf_info_free(struct wd_elf_info *e)
-{
-    if (e == NULL)
-        return;
-    free(e->interp);
-    for (size_t i = 0; i < e->nneeded; i++)
-        free(e->needed[i]);
-    free(e->needed);
-    memset(e, 0, sizeof *e);
-}
-
-struct elf {
-    const uint8_t *b;
-    size_t n;
-    bool be, is64;
-};
-
-static bool rd(const struct elf *e, uint64_t off, unsigned width, uint64_t *out)
-{
-    if (off > e->n || width > e->n - off)
-        return false;
-    uint64_t v = 0;
-    for (unsigned i = 0; i < width; i++) {
-        unsigned idx = e->be ? i : width - 1 - i;
-        v = v << 8 | e->b[off + idx];
-    }
-    *out = v;
-    return true;
-}
-
-/* NUL-terminated string fully inside [off, off+max) of the file */
-static char *rd_str(const struct elf *e, uint64_t off, uint64_t max)
-{
-    if (off >= e->n)
-        return NULL;
-    uint64_t lim = e->n - off < max ? e->n - off : max;
-    const uint8_t *z = memchr(e->b + off, 0, (size_t)lim);
-    if (z == NULL || z == e->b + off)
-        return NULL;
-    return xstrndup((const char *)e->b + off, (size_t)(z - (e->b + off)));
-}
-
-struct load_seg {
-    uint64_t vaddr, off, filesz;
-};
-
-int wd_elf_inspect(const uint8_t *buf, size_t len, struct wd_elf_info *out, struct wd_error **err)
-{
-    if (len < 52 || memcmp(buf, "\177ELF", 4) != 0)
-        return wd_err(err, ENOEXEC, "not an ELF file");
-    if ((buf[4] != 1 && buf[4] != 2) || (buf[5] != 1 && buf[5] != 2))
-        return wd_err(err, ENOEXEC, "ELF: bad class or data encoding");
-    struct elf e = {.b = buf, .n = len, .is64 = buf[4] == 2, .be = buf[5] == 2};
-    unsigned w = e.is64 ? 8 : 4;
-    uint64_t type, machine, phoff, phentsize, phnum;
-    if (!rd(&e, 16, 2, &type) || !rd(&e, 18, 2, &machine) || !rd(&e, e.is64 ? 32 : 28, w, &phoff) ||
-        !rd(&e, e.is64 ? 54 : 42, 2, &phentsize) || !rd(&e, e.is64 ? 56 : 44, 2, &phnum))
-        return wd_err(err, ENOEXEC, "ELF: truncated header");
-    if (type != 2 && type != 3)
-        return wd_err(err, ENOEXEC, "ELF: not an executable (e_type %u)", (unsigned)type);
-    if (phentsize < (e.is64 ? 56u : 32u) || phoff > len || phnum * phentsize > len - phoff)
-        return wd_err(err, ENOEXEC, "ELF: program headers out of bounds");
-    struct wd_elf_info info = {.machine = (uint16_t)machine, .elf_class = buf[4]};
-    struct load_seg segs[64];
-    size_t nseg = 0;
-    uint64_t dyn_off = 0, dyn_sz = 0;
-    bool have_dyn = false;
-    for (uint64_t i = 0; i < phnum; i++) {
-        uint64_t ph = phoff + i * phentsize, ptype, off, vaddr, filesz;
-        bool ok = rd(&e, ph, 4, &ptype) && rd(&e, ph + (e.is64 ? 8 : 4), w, &off) &&
-                  rd(&e, ph + (e.is64 ? 16 : 8), w, &vaddr) &&
-                  rd(&e, ph + (e.is64 ? 32 : 16), w, &filesz);
-        if (!ok) {
-            wd_elf_info_free(&info);
-            return wd_err(err, ENOEXEC, "ELF: truncated program header");
-        }
-        if (ptype == 1 && nseg < WD_ARRAY_LEN(segs))
-            segs[nseg++] = (struct load_seg){vaddr, off, filesz};
-        else if (ptype == 3 && info.interp == NULL) {
-            info.interp = rd_str(&e, off, filesz);
-            if (info.interp == NULL) {
-                wd_elf_info_free(&info);
-                return wd_err(err, ENOEXEC, "ELF: bad PT_INTERP");
-            }
-        } else if (ptype == 2) {
-            dyn_off = off, dyn_sz = filesz, have_dyn = true;
-        }
-    }
-    if (have_dyn) {
-        unsigned dsz = e.is64 ? 16 : 8;
-        uint64_t strtab = 0, strsz = 0;
-        bool have_strtab = false;
-        uint64_t nvals[WD_MAX_IMAGE_LIBS];
-        size_t nn = 0;
-        for (uint64_t o = dyn_off; dyn_sz >= dsz && o <= dyn_off + dyn_sz - dsz; o += dsz) {
-            uint64_t tag, val;
-            if (!rd(&e, o, w, &tag) || !rd(&e, o + w, w, &val))
-                break;
-            if (tag == 0)
-                break;
-            if (tag == 1 && nn < WD_ARRAY_LEN(nvals))
-                nvals[nn++] = val;
-            else if (tag == 5)
-                strtab = val, have_strtab = true;
-            else if (tag == 10)
-                strsz = val;
-        }
-        if (nn && have_strtab) {
-            /* DT_STRTAB is an address: map it to a file offset through PT_LOAD */
-            uint64_t stroff = UINT64_MAX;
-            for (size_t i = 0; i < nseg; i++)
-                if (strtab >= segs[i].vaddr && strtab - segs[i].vaddr < segs[i].filesz)
-                    stroff = segs[i].off + (strtab - segs[i].vaddr);
-            if (stroff == UINT64_MAX) {
-                wd_elf_info_free(&info);
-                return wd_err(err, ENOEXEC, "ELF: DT_STRTAB outside the file");
-            }
-            info.needed = xcalloc(nn, sizeof *info.needed);
-            for (size_t i = 0; i < nn; i++) {
-                char *s = nvals[i] < strsz ? rd_str(&e, stroff + nvals[i], strsz - nvals[i]) : NULL;
-                if (s == NULL) {
-                    wd_elf_info_free(&info);
-                    return wd_err(err, ENOEXEC, "ELF: bad DT_NEEDED entry");
-                }
-                info.needed[info.nneeded++] = s;
-            }
-        }
-    }
-    info.is_static = info.interp == NULL && info.nneeded == 0;
-    *out = info;
-    return 0;
-}
-
-uint16_t wd_elf_host_machine(void)
-{
-    struct utsname u;
-    if (uname(&u) < 0)
-        return 0;
-    if (strcmp(u.machine, "x86_64") == 0)
-        return 62;
-    if (strcmp(u.machine, "aarch64") == 0)
-        return 183;
-    if (strncmp(u.machine, "arm", 3) == 0)
-        return 40;
-    if (strcmp(u.machine, "ppc64le") == 0)
-        return 21;
-    if (strcmp(u.machine, "s390x") == 0)
-        return 22;
-    if (strcmp(u.machine, "riscv64") == 0)
-        return 243;
-    if (u.machine[0] == 'i' && strcmp(u.machine + 2, "86") == 0)
-        return 3;
-    return 0;
-}
-
-const char *wd_elf_arch_name(uint16_t machine)
-{
-    switch (machine) {
-    case 62:
-        return "amd64";
-    case 183:
-        return "arm64";
-    case 40:
-        return "arm";
-    case 21:
-        return "ppc64le";
-    case 22:
-        return "s390x";
-    case 243:
-        return "riscv64";
-    case 3:
-        return "386";
-    default:
-        return NULL;
-    }
-}
-
 /* ---- plan --------------------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -313,7 +134,7 @@ static bool try_lib(const char *path, uint16_t machine, uint8_t cls, uint8_t **d
     autoerr struct wd_error *e = NULL;
     if (read_input("library", path, data, len, &e) < 0)
         return false;
-    if (wd_elf_inspect(*data, *len, info, &e) < 0 || info->machine != machine ||
+    if (wd_elf_inspect(*data, *len, path, info, &e) < 0 || info->machine != machine ||
         info->elf_class != cls) {
         wd_elf_info_free(info);
         free(*data);
@@ -453,7 +274,7 @@ static int add_extra(struct wd_image_plan *p, const struct wd_image_spec *s, uin
             return rc;
         struct wd_elf_info ei = {0};
         bool elf = len >= 4 && memcmp(data, "\177ELF", 4) == 0;
-        if (elf && wd_elf_inspect(data, len, &ei, err) < 0) {
+        if (elf && wd_elf_inspect(data, len, x->host_path, &ei, err) < 0) {
             free(data);
             return wd_err_wrap(err, "%s", x->host_path);
         }
@@ -502,23 +323,21 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
     if (rc < 0)
         return wd_err_wrap(err, "image %s", s->app);
     struct wd_elf_info info = {0};
-    if (wd_elf_inspect(bin, binlen, &info, err) < 0) {
+    if (wd_elf_inspect(bin, binlen, s->binary_path, &info, err) < 0) {
         free(bin);
         return wd_err_wrap(err, "image %s: app binary %s", s->app, s->binary_path);
     }
     uint16_t host = wd_elf_host_machine();
-    const char *arch = wd_elf_arch_name(info.machine);
-    if (info.machine != host) {
-        const char *ha = wd_elf_arch_name(host);
+    const char *arch = info.goarch, *ha = wd_host_goarch();
+    if (info.machine != host || arch == NULL) {
         wd_elf_info_free(&info);
         free(bin);
         return wd_err(err, ENOEXEC,
                       "image %s: app binary %s is built for %s but this host runs %s (build with "
                       "GOARCH=%s)",
-                      s->app, s->binary_path, arch ? arch : "an unknown CPU",
-                      ha ? ha : "another CPU", ha ? ha : "?");
+                      s->app, s->binary_path, arch ? arch : "an unknown CPU", ha, ha);
     }
-    p.arch = arch ? arch : "amd64";
+    p.arch = arch;
     struct stat bst;
     p.created = stat(s->binary_path, &bst) == 0 ? (int64_t)bst.st_mtime : 0;
     autofree char *binpath = xasprintf("/app/%s", name);
@@ -529,7 +348,7 @@ int wd_image_plan_make(const struct wd_image_spec *s, const struct wd_label *ext
         size_t shimlen = 0;
         struct wd_elf_info si = {0};
         rc = read_input("shim", s->shim_path, &shim, &shimlen, err);
-        if (rc == 0 && wd_elf_inspect(shim, shimlen, &si, err) < 0)
+        if (rc == 0 && wd_elf_inspect(shim, shimlen, s->shim_path, &si, err) < 0)
             rc = -(*err)->errnum;
         if (rc == 0 && (!si.is_static || si.machine != host)) {
             rc = wd_err(err, ENOEXEC, "shim %s is not a static executable for this host",

@@ -10,6 +10,7 @@
 #define WD_ENGINE_IMAGE_H
 
 #include "engine/docker/docker.h"
+#include "engine/base/elf.h"
 #include "engine/base/error.h"
 #include "engine/base/util.h"
 
@@ -89,22 +90,6 @@ char *wd_image_find_shim(void);
 char *wd_image_find_manager(void);
 
 /* ---- pure parts, exposed for tests and tools ---- */
-
-struct wd_elf_info {
-    uint16_t machine;  /* e_machine: 62 x86-64, 183 aarch64 ... */
-    uint8_t elf_class; /* 1 = 32-bit, 2 = 64-bit */
-    bool is_static;    /* no PT_INTERP and no DT_NEEDED */
-    char *interp;      /* PT_INTERP or NULL */
-    char **needed;     /* DT_NEEDED names */
-    size_t nneeded;
-};
-void wd_elf_info_free(struct wd_elf_info *e);
-/* wd_elf_inspect - read the ELF header, PT_INTERP and DT_NEEDED from a file image in memory.
- * Returns 0 or -ENOEXEC (not ELF / malformed). Caller frees *out (wd_elf_info_free). */
-int wd_elf_inspect(const uint8_t *buf, size_t len, struct wd_elf_info *out, struct wd_error **err);
-/* e_machine of the host, and the OCI architecture name of a machine ("amd64") or NULL. */
-uint16_t wd_elf_host_machine(void);
-const char *wd_elf_arch_name(uint16_t machine);
 
 /* One file of the image rootfs. */
 struct wd_image_file {

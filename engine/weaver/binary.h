@@ -1,11 +1,12 @@
 /* engine/weaver/binary.h - what a deployer learns from a Service Weaver application binary alone:
  * deployer API version, weaver module version (Go build info), call graph, listeners, CPU
- * architecture and dynamic-linking needs. Our own bounds-checked ELF reader (32- and 64-bit,
- * little-endian); the file is untrusted input.
+ * architecture and dynamic-linking needs, read with engine/base/elf.c; the file is untrusted
+ * input.
  * Reference: ../shared/docs/weaver-protocol.md §5 and the version map in §0. */
 #ifndef WD_ENGINE_BINARY_H
 #define WD_ENGINE_BINARY_H
 
+#include "engine/base/elf.h"
 #include "engine/base/error.h"
 #include "engine/weaver/rpc.h"
 
@@ -73,9 +74,6 @@ int wd_binary_inspect_mem(const uint8_t *data, size_t len, const char *name,
  * with *err set. */
 int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **err);
 
-/* wd_host_goarch - uname(2) machine mapped to GOARCH ("amd64", "arm64", ...); a static string,
- * the raw machine name if unknown. */
-const char *wd_host_goarch(void);
 
 /* Whether the binary declares this component (full name) / this listener name. */
 bool wd_binary_has_component(const struct wd_binary_info *b, const char *name);
