@@ -1,7 +1,7 @@
 /* `weaver-docker compose`: write a compose file that runs the app under docker-compose, Compose
- * (v2, v5) or `docker stack deploy`, with no weaver-docker process on the host
- * (docs/design/compose.md). The rendering is compose/compose.c; this file gathers its inputs and
- * builds the image. */
+ * (v2, v5), `docker stack deploy` or (--podman) podman-compose, with no weaver-docker process on
+ * the host (docs/design/compose.md). The rendering is compose/compose.c; this file gathers its
+ * inputs and builds the image. */
 #include "compose/compose.h"
 #include "cmd/cmd.h"
 #include "engine/weaver/binary.h"
@@ -51,6 +51,10 @@ static const char compose_usage[] =
     "  -f, --file=FILE        the weaver.toml or binary (default: ./weaver.toml)\n"
     "  -p, --project=NAME     project or stack name used in the printed commands (default:\n"
     "                         the app name)\n"
+    "  --podman               write the file for Podman (podman-compose, or docker compose on\n"
+    "                         Podman's socket): no host.docker.internal (podman refuses\n"
+    "                         host-gateway; Podman's own name is host.containers.internal).\n"
+    "                         The default when the engine is Podman\n"
     "  --swarm                write the file for 'docker stack deploy' (one DNS answer per\n"
     "                         task; listeners on every interface, which Swarm requires);\n"
     "                         without it, for docker compose: a localhost listener is\n"
@@ -60,6 +64,8 @@ static const char compose_usage[] =
     "Examples:\n"
     "  weaver-docker compose weaver.toml && docker-compose up -d\n"
     "  weaver-docker compose --swarm -o shop.yml --save-images /tmp/img weaver.toml\n"
+    "  DOCKER_HOST=unix:///run/podman/podman.sock weaver-docker compose -o shop.yml weaver.toml\n"
+    "  podman-compose -f shop.yml up -d\n"
     "  docker stack deploy --resolve-image never -c shop.yml shop\n";
 
 /* ---- inputs (the same checks as `up`) ---- */
@@ -292,6 +298,7 @@ struct compose_opts {
     const char *save_dir;
     const char *project;
     bool swarm;
+    bool podman;
 };
 
 static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts *co,
@@ -389,6 +396,8 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     }
     struct wd_buf yml = {0};
     autofree char *token = wd_random_hex(32);
+    /* the image is in this engine's store: a file made on Podman is for Podman's tools */
+    bool podman = co->podman || (!co->swarm && dk && wd_docker_is_podman(dk));
     if (r == 0) {
         size_t nextra = 0;
         const struct wd_label *extra = wd_docker_extra_labels(dk, &nextra);
@@ -427,11 +436,16 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
             .nextra_hosts = cfg->extra_hosts.n,
             .host_ports = cfg->host_ports,
             .swarm = co->swarm,
+            .podman = podman,
             .nhost_ports = cfg->nhost_ports,
         };
-        const char *hdr = "# Written by weaver-docker compose: runs this Service Weaver app with\n"
-                          "# docker-compose, docker compose or docker stack deploy.\n"
-                          "# It holds a secret (the link token): do not publish it.\n";
+        const char *hdr =
+            podman ? "# Written by weaver-docker compose for Podman: runs this Service Weaver\n"
+                     "# app with podman-compose, or docker compose on Podman's socket.\n"
+                     "# It holds a secret (the link token): do not publish it.\n"
+                   : "# Written by weaver-docker compose: runs this Service Weaver app with\n"
+                     "# docker-compose, docker compose or docker stack deploy.\n"
+                     "# It holds a secret (the link token): do not publish it.\n";
         wd_buf_append(&yml, hdr, strlen(hdr));
         r = wd_compose_render(&spec, &yml, err);
         free(lab);
@@ -460,8 +474,8 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         for (size_t i = 0; i < nl; i++)
             fprintf(o, "listener %s on port %u\n", ls[i].name, (unsigned)ls[i].port);
         if (saved)
-            fprintf(o, "saved the image to %s (%zu bytes): 'docker load -i %s' on each machine\n",
-                    saved, saved_bytes, saved);
+            fprintf(o, "saved the image to %s (%zu bytes): '%s load -i %s' on each machine\n",
+                    saved, saved_bytes, podman ? "podman" : "docker", saved);
         if (cfg->nsecrets)
             fprintf(o,
                     "secrets: copies in %s/ (readable by the container user only; keep them "
@@ -470,6 +484,8 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         if (co->swarm)
             fprintf(o, "run:   docker stack deploy --resolve-image never -c %s %s\n", co->output,
                     proj);
+        else if (podman)
+            fprintf(o, "run:   podman-compose -f %s -p %s up -d\n", co->output, proj);
         else
             fprintf(o, "run:   docker-compose -f %s -p %s up -d\n", co->output, proj);
     }
@@ -482,13 +498,11 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
 
 int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
-    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
-                                         {"save-images", required_argument, NULL, 's'},
-                                         {"project", required_argument, NULL, 'p'},
-                                         {"file", required_argument, NULL, 'f'},
-                                         {"swarm", no_argument, NULL, 'S'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},  {"save-images", required_argument, NULL, 's'},
+        {"project", required_argument, NULL, 'p'}, {"file", required_argument, NULL, 'f'},
+        {"swarm", no_argument, NULL, 'S'},         {"podman", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     struct compose_opts co = {.output = "docker-compose.yml"};
     int c;
     optind = 0;
@@ -500,6 +514,9 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
             break;
         case 'S':
             co.swarm = true;
+            break;
+        case 'P':
+            co.podman = true;
             break;
         case 'o':
             co.output = optarg;
@@ -517,6 +534,9 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
             return wd_cmd_bad_option("compose", argv, "o:p:f:h", err);
         }
     }
+    if (co.swarm && co.podman)
+        return wd_err(err, EINVAL,
+                      "compose: --swarm and --podman exclude each other: Swarm is Docker's");
     if (argc - optind > (file ? 0 : 1))
         return wd_err(err, EINVAL,
                       "compose: give one weaver.toml, directory or app binary (see "

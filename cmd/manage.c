@@ -27,6 +27,8 @@ static const char manage_usage[] =
     "Options:\n"
     "  --port=N               port for the shims (default 7070)\n"
     "  --listener=NAME=PORT   serve listener NAME on 0.0.0.0:PORT (repeatable)\n"
+    "  --host-name=NAME       relay [docker] host_ports to NAME (default\n"
+    "                         host.docker.internal)\n"
     "  --health               exit 0 if a manager answers on --port of this host\n"
     "  -h, --help             print this help and exit\n\n"
     "Exit status: 0 stopped on request, 1 error, 2 invalid input.\n";
@@ -68,13 +70,13 @@ static int set_listener(struct wd_config *cfg, const char *spec, struct wd_error
 int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **err)
 {
     (void)ctx;
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"listener", required_argument, NULL, 'l'},
-                                         {"health", no_argument, NULL, 'H'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'}, {"listener", required_argument, NULL, 'l'},
+        {"health", no_argument, NULL, 'H'},     {"host-name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
     long port = WD_COMPOSE_MANAGER_PORT;
     bool want_health = false;
+    const char *host_name = NULL;
     const char *listeners[64];
     size_t nl = 0;
     int c;
@@ -96,6 +98,9 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
         case 'H':
             want_health = true;
             break;
+        case 'n':
+            host_name = optarg;
+            break;
         case 'h':
             fputs(manage_usage, stdout);
             return 0;
@@ -109,7 +114,7 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
         return wd_err(err, EINVAL, "manage: give the app binary (see --help)");
     const char *binary = argv[optind];
 
-    struct wd_compose_rt_opts ro = {.port = (uint16_t)port};
+    struct wd_compose_rt_opts ro = {.port = (uint16_t)port, .host_name = host_name};
     const char *tok = getenv("WEAVER_COMPOSE_TOKEN");
     if (tok == NULL || strlen(tok) != 2 * sizeof ro.token)
         return wd_err(err, EINVAL, "manage: WEAVER_COMPOSE_TOKEN must be %zu hex characters",

@@ -181,6 +181,13 @@ static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
     seq_begin(m, true);
     str(m, "no-new-privileges:true");
     seq_end(m);
+    str(m, "ulimits"); /* as up: Podman's own default cannot always be set (compose.h) */
+    map_begin(m, true);
+    str(m, "nofile");
+    num(m, WD_COMPOSE_ULIMIT);
+    str(m, "nproc");
+    num(m, WD_COMPOSE_ULIMIT);
+    map_end(m);
     str(m, "volumes");
     seq_begin(m, false);
     map_begin(m, false);
@@ -222,13 +229,16 @@ static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
     }
     seq_end(m);
     /* host.docker.internal reaches the host, as under `up` (the manager relays host_ports
-     * there) */
-    str(m, "extra_hosts");
-    seq_begin(m, false);
-    str(m, "host.docker.internal:host-gateway");
-    for (size_t i = 0; i < s->nextra_hosts; i++)
-        str(m, s->extra_hosts[i]);
-    seq_end(m);
+     * there); podman refuses host-gateway, and names the host host.containers.internal */
+    if (!s->podman || s->nextra_hosts) {
+        str(m, "extra_hosts");
+        seq_begin(m, false);
+        if (!s->podman)
+            str(m, "host.docker.internal:host-gateway");
+        for (size_t i = 0; i < s->nextra_hosts; i++)
+            str(m, s->extra_hosts[i]);
+        seq_end(m);
+    }
     kv(m, "stop_grace_period", "10s");
     kv(m, "restart", "always"); /* compose; swarm uses deploy.restart_policy */
 }
@@ -372,6 +382,10 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
         str(m, "--listener");
         str(m, buf);
     }
+    if (s->podman && s->nhost_ports) {
+        str(m, "--host-name");
+        str(m, WD_COMPOSE_PODMAN_HOST);
+    }
     snprintf(buf, sizeof buf, "/app/%s", s->binary_name);
     str(m, buf);
     seq_end(m);
@@ -410,7 +424,8 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
         seq_end(m);
     }
     const char *hc[] = {s->manager_bin, "manage", "--health", "--port", port};
-    healthcheck(m, hc, WD_ARRAY_LEN(hc));
+    if (!s->podman) /* see group() */
+        healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "manager", NULL);
     deploy(m, 1, s->swarm, 0, 0); /* shims reach the task itself, never a swarm VIP (IPVS) */
     map_end(m);
@@ -501,8 +516,13 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     seq_begin(m, true);
     str(m, WD_COMPOSE_MANAGER);
     seq_end(m);
+    /* not for Podman: podman-compose 1.0.3 wraps the command in /bin/sh, which the image does
+     * not have, and pops "CMD" off the service's list, so a second replica fails ("unknown
+     * healthcheck test type"); Podman 4.3 runs healthchecks from systemd timers only and acts
+     * on none of them */
     const char *hc[] = {s->shim_bin, "--health"};
-    healthcheck(m, hc, WD_ARRAY_LEN(hc));
+    if (!s->podman)
+        healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "weavelet", g->name);
     if (g->pids > 0) /* its limits are service keys, above */
         deploy(m, g->replicas, s->swarm, 0, 0);

@@ -19,6 +19,13 @@
 #define WD_COMPOSE_NETWORK "weaver"     /* the file's one network (<project>_weaver) */
 #define WD_COMPOSE_TMPFS_BYTES 67108864 /* /tmp of every container */
 #define WD_COMPOSE_SECRET_UID "65532"   /* owner of /run/secrets/NAME: the image user */
+/* nofile and nproc of every container, as `up` sets them (engine/docker/docker_parse.c): Podman
+ * otherwise asks for 1048576 of each, which a rootful Podman without CAP_SYS_RESOURCE (or with
+ * lower hard limits) cannot set, and every start fails */
+#define WD_COMPOSE_ULIMIT 4096
+/* the name Podman puts in every container's /etc/hosts for the host: the Podman file's
+ * stand-in for host.docker.internal (Podman 4.3 has no host-gateway) */
+#define WD_COMPOSE_PODMAN_HOST "host.containers.internal"
 
 struct wd_compose_group {
     const char *name;    /* full name of its first component: the shims' WEAVER_SHIM_GROUP */
@@ -81,7 +88,8 @@ struct wd_compose_spec {
     size_t nsecrets;
     const char *const *networks; /* existing networks: declared external */
     size_t nnetworks;
-    const char *const *extra_hosts; /* "NAME:ADDRESS", after host.docker.internal:host-gateway */
+    /* "NAME:ADDRESS", after host.docker.internal:host-gateway (not with podman) */
+    const char *const *extra_hosts;
     size_t nextra_hosts;
     const uint16_t *host_ports; /* WEAVER_SHIM_HOST_PORTS of the shims */
     size_t nhost_ports;
@@ -89,6 +97,11 @@ struct wd_compose_spec {
      * docker-compose 1.29 warns about) and host-mode ports on every interface (Swarm cannot
      * publish on one address); otherwise for docker compose, host_ip kept */
     bool swarm;
+    /* for Podman (podman-compose; the Go Compose CLI on Podman's socket): no
+     * host.docker.internal:host-gateway, which podman 4.3 refuses ("invalid IP address in
+     * add-host"); the manager relays host_ports to WD_COMPOSE_PODMAN_HOST instead. No
+     * healthchecks either (compose.c, group()) */
+    bool podman;
 };
 
 /* wd_compose_render - append the YAML document to @out. Returns 0 or <0 with *err set (-EINVAL

@@ -389,7 +389,8 @@ static int c_init(struct wd_deploy *d, struct wd_error **err)
     s->lw = wd_watch_add(d->loop, s->lfd, WD_EV_IN, on_accept, s);
     if (d->cfg->nhost_ports) /* the compose file gives every service host-gateway */
         s->hp = wd_hostports_new(d->loop, d->cfg->host_ports, d->cfg->nhost_ports,
-                                 "host.docker.internal", NULL, NULL);
+                                 g_opts.host_name ? g_opts.host_name : "host.docker.internal", NULL,
+                                 NULL);
     wd_info("manager: waiting for shims on port %u", (unsigned)g_opts.port);
     return 0;
 }

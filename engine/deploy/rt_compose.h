@@ -20,6 +20,9 @@ extern const struct wd_runtime_ops wd_runtime_compose; /* .external = true */
 struct wd_compose_rt_opts {
     uint8_t token[32]; /* the per-file secret, shared with every shim */
     uint16_t port;     /* TCP port to listen on for shims (0.0.0.0) */
+    /* where [docker] host_ports are relayed: a name in the manager's /etc/hosts; NULL =
+     * host.docker.internal (Podman's file: host.containers.internal) */
+    const char *host_name;
 };
 
 /* Set before wd_deploy_run with .rt = &wd_runtime_compose (copied). */

@@ -195,6 +195,78 @@ static const char *scalar_in(yaml_document_t *doc, yaml_node_t *node, const char
     return NULL;
 }
 
+/* Parses b into doc (and parser): both to be deleted by the caller. */
+static void load(yaml_parser_t *parser, yaml_document_t *doc, const struct wd_buf *b)
+{
+    assert_true(yaml_parser_initialize(parser));
+    yaml_parser_set_input_string(parser, (const unsigned char *)b->data, b->len);
+    assert_true(yaml_parser_load(parser, doc));
+}
+
+/* Every service sets nofile and nproc as up does (Podman's own defaults may not be settable);
+ * the Podman file has no host-gateway (podman 4.3 refuses it) and no extra_hosts at all when
+ * weaver.toml names none; its manager relays host_ports to host.containers.internal. */
+static void test_render_podman(void **state)
+{
+    (void)state;
+    struct wd_compose_spec s = spec();
+    struct wd_buf b = {0};
+    struct wd_error *err = NULL;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    load(&parser, &doc, &b);
+    const char *svc[] = {"manager", "weaver-main", "shop-cart"};
+    for (size_t i = 0; i < WD_ARRAY_LEN(svc); i++) {
+        expect_scalar(&doc, (const char *[]){"services", svc[i], "ulimits", "nofile"}, 4, "4096",
+                      false);
+        expect_scalar(&doc, (const char *[]){"services", svc[i], "ulimits", "nproc"}, 4, "4096",
+                      false);
+        assert_non_null(lookup(&doc, (const char *[]){"services", svc[i], "extra_hosts"}, 3));
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+
+    s.podman = true;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    assert_null(memmem(b.data, b.len, "host-gateway", 12));
+    assert_null(memmem(b.data, b.len, "--host-name", 11)); /* no host_ports */
+    load(&parser, &doc, &b);
+    for (size_t i = 0; i < WD_ARRAY_LEN(svc); i++) {
+        assert_null(lookup(&doc, (const char *[]){"services", svc[i], "extra_hosts"}, 3));
+        expect_scalar(&doc, (const char *[]){"services", svc[i], "ulimits", "nofile"}, 4, "4096",
+                      false);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+
+    static const char *const hosts[] = {"db.local:10.1.2.3"};
+    static const uint16_t hp[] = {5432};
+    s.extra_hosts = hosts;
+    s.nextra_hosts = 1;
+    s.host_ports = hp;
+    s.nhost_ports = 1;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    assert_null(memmem(b.data, b.len, "host-gateway", 12));
+    load(&parser, &doc, &b);
+    yaml_node_t *h = lookup(&doc, (const char *[]){"services", "shop-cart", "extra_hosts"}, 3);
+    assert_int_equal(seq_len(h), 1);
+    assert_string_equal((const char *)seq_at(&doc, h, 0)->data.scalar.value, "db.local:10.1.2.3");
+    yaml_node_t *ep = lookup(&doc, (const char *[]){"services", "manager", "entrypoint"}, 3);
+    bool relay = false;
+    for (size_t i = 0; i + 1 < seq_len(ep); i++)
+        relay = relay ||
+                (strcmp((const char *)seq_at(&doc, ep, i)->data.scalar.value, "--host-name") == 0 &&
+                 strcmp((const char *)seq_at(&doc, ep, i + 1)->data.scalar.value,
+                        WD_COMPOSE_PODMAN_HOST) == 0);
+    assert_true(relay);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    wd_buf_free(&b);
+}
+
 /* Every [docker] world key: env (with repeats), limits, volumes, secrets, networks, extra
  * hosts, host ports. */
 static void test_render_world(void **state)
@@ -493,9 +565,12 @@ static void test_hello(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render),         cmocka_unit_test(test_render_world),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_world),
         cmocka_unit_test(test_render_compose_flavour),
-        cmocka_unit_test(test_render_rejects), cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_render_podman),
+        cmocka_unit_test(test_render_rejects),
+        cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
