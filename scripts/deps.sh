@@ -7,9 +7,10 @@ libclang-rt-14-dev python3 curl ca-certificates"
 # `make test` also exercises the Podman engine (compat API) next to Docker: runc (crun fails on
 # hybrid cgroups) and the dnsname CNI plugin, without which containers cannot reach each other by
 # name (a Recommends of podman, so --no-install-recommends leaves it out); and a throwaway
-# PostgreSQL cluster for the host_ports tests.
+# PostgreSQL cluster for the host_ports tests; podman-compose runs the compose file on Podman
+# (test_compose_podman.sh).
 case " $* " in *" --test "*) pkgs="$pkgs podman runc golang-github-containernetworking-plugin-dnsname
-postgresql iproute2 prometheus chromium chromium-driver" ;; esac
+podman-compose postgresql iproute2 prometheus chromium chromium-driver" ;; esac
 # `make bench`: wrk drives the listener throughput figures (bench/listener.sh).
 case " $* " in *" --bench "*) pkgs="$pkgs wrk" ;; esac
 missing=""

@@ -42,6 +42,9 @@ run_units() { # $1 build dir, $2 label
     done
 }
 
+# Every tests/integration/test_*.sh runs. The Podman ones (test_engine_podman.sh,
+# test_compose_podman.sh) start a Podman service of their own and skip when podman (or
+# podman-compose) is missing, unless WD_REQUIRE_PODMAN=1 (set under CI) makes that a failure.
 run_integration() {
     local t out rc p f
     export WD_BIN="$PWD/$build/weaver-docker" WD_SHIM="$PWD/$build/shim/weaver-docker-shim"
