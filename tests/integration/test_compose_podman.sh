@@ -116,9 +116,13 @@ shop_run() { # SCALE_CMD...: how this tool takes shop-cart to 3 replicas
         test "$(get '/buy?item=apple')" = "bought apple: 1 in cart (stock 9)"
     check "$TOOL: the listener is published on 127.0.0.1 only" \
         test "$(podman port "$(cid manager)" | sort -u)" = "$PORT/tcp -> 127.0.0.1:$PORT"
+    # (the manager runs in its container's namespaces: its exe is /weaver-docker there); only
+    # this run's, by its labels in the environment: other tests may run the same binary
     ours=0
     for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$WD_BIN")" ] && ours=$((ours + 1))
+        [ "$(readlink "$p/exe" 2>/dev/null)" = "$(readlink -f "$WD_BIN")" ] &&
+            tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "WEAVER_DOCKER_LABELS=$LBL" &&
+            ours=$((ours + 1))
     done
     check "$TOOL: no weaver-docker process on the host ($ours found)" test "$ours" = 0
     check "$TOOL: 5 containers running (manager and 4 groups)" test "$(running)" = 5
