@@ -29,9 +29,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MANAGER_BIN "/weaver-docker-manager"
+#define FRONT_BIN "/app/weaver-docker-manager" /* the front image: the manager as its binary */
 
 static const char compose_usage[] =
     "Usage: weaver-docker compose [OPTIONS] [weaver.toml | DIR | BINARY]\n"
@@ -186,6 +188,14 @@ static int save_write(void *arg, const uint8_t *data, size_t len)
 }
 
 /* GET /images/{id}/get: the `docker save` archive, for `docker load` elsewhere. */
+/* This file's stamp: wall-clock ms, so the next version's file (written later) is newer. */
+static uint64_t stamp_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int save_image(struct wd_docker *dk, const char *app, const char *id, const char *dir,
                       char **path_out, size_t *bytes, struct wd_error **err)
 {
@@ -394,6 +404,22 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
         if ((r = wd_image_ensure(dk, &is, &img, err)) < 0)
             wd_err_wrap(err, "image for %s", cfg->name);
     }
+    /* --swarm: the front's image holds the manager alone, so its ID (and the front service)
+     * stays the same from one version's file to the next (docs/design/rollout.md) */
+    struct wd_image_result front = {0};
+    bool with_front = co->swarm && !co->podman && nl > 0;
+    if (r == 0 && with_front) {
+        struct wd_kv flabels[] = {{WD_LABEL_ROLE, "front-image"}};
+        struct wd_image_spec fs = {
+            .app = cfg->name,
+            .binary_path = manager,
+            .binary_name = "weaver-docker-manager",
+            .labels = flabels,
+            .nlabels = 1,
+        };
+        if ((r = wd_image_ensure(dk, &fs, &front, err)) < 0)
+            wd_err_wrap(err, "front image for %s", cfg->name);
+    }
     struct wd_buf yml = {0};
     autofree char *token = wd_random_hex(32);
     /* the image is in this engine's store: a file made on Podman is for Podman's tools */
@@ -438,6 +464,9 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
             .swarm = co->swarm,
             .podman = podman,
             .nhost_ports = cfg->nhost_ports,
+            .front_image = with_front ? front.id : NULL,
+            .front_bin = FRONT_BIN,
+            .stamp = stamp_ms(),
         };
         const char *hdr =
             podman ? "# Written by weaver-docker compose for Podman: runs this Service Weaver\n"
@@ -464,18 +493,30 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
     size_t saved_bytes = 0;
     if (r == 0 && co->save_dir)
         r = save_image(dk, cfg->name, img.id, co->save_dir, &saved, &saved_bytes, err);
+    autofree char *fsaved = NULL;
+    size_t fsaved_bytes = 0;
+    if (r == 0 && co->save_dir && with_front) {
+        autofree char *fname = xasprintf("%s-front", cfg->name);
+        r = save_image(dk, fname, front.id, co->save_dir, &fsaved, &fsaved_bytes, err);
+    }
     if (r == 0 && strcmp(co->output, "-") != 0) {
         const char *proj = co->project ? co->project : cfg->name;
         FILE *o = stdout;
-        fprintf(o, "wrote %s: services manager", co->output);
+        fprintf(o, "wrote %s: services %smanager", co->output, with_front ? "front, " : "");
         for (size_t i = 0; i < ng; i++)
             fprintf(o, ", %s (x%d)", cg[i].service, cg[i].replicas);
         fprintf(o, "\nimage %s (%s)\n", img.id, img.tag);
         for (size_t i = 0; i < nl; i++)
             fprintf(o, "listener %s on port %u\n", ls[i].name, (unsigned)ls[i].port);
+        if (with_front)
+            fprintf(o, "front image %s (the manager alone: the same for every version)\n",
+                    front.id);
         if (saved)
             fprintf(o, "saved the image to %s (%zu bytes): '%s load -i %s' on each machine\n",
                     saved, saved_bytes, podman ? "podman" : "docker", saved);
+        if (fsaved)
+            fprintf(o, "saved the front image to %s (%zu bytes): 'docker load -i %s' too\n",
+                    fsaved, fsaved_bytes, fsaved);
         if (cfg->nsecrets)
             fprintf(o,
                     "secrets: copies in %s/ (readable by the container user only; keep them "
@@ -490,6 +531,7 @@ static int run(struct wd_ctx *ctx, const char *input, const struct compose_opts 
             fprintf(o, "run:   docker-compose -f %s -p %s up -d\n", co->output, proj);
     }
     wd_image_result_free(&img);
+    wd_image_result_free(&front);
     world_free(&w);
     free(cg);
     wd_groups_plan_free(g, ng);

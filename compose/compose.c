@@ -239,7 +239,8 @@ static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
             str(m, s->extra_hosts[i]);
         seq_end(m);
     }
-    kv(m, "stop_grace_period", "10s");
+    /* a manager under a Swarm rollover drains until the front has left it (WD_DRAIN_MAX_MS) */
+    kv(m, "stop_grace_period", !weavelet && s->front_image ? "75s" : "10s");
     kv(m, "restart", "always"); /* compose; swarm uses deploy.restart_policy */
 }
 
@@ -290,7 +291,8 @@ static void fmt_cpus(int64_t nano, char *buf, size_t len)
         buf[--n] = 0;
 }
 
-static void deploy(struct em *m, int replicas, bool dnsrr, int64_t memory_bytes, int64_t nano_cpus)
+static void deploy(struct em *m, int replicas, bool dnsrr, int64_t memory_bytes, int64_t nano_cpus,
+                   bool start_first)
 {
     str(m, "deploy");
     map_begin(m, false);
@@ -298,6 +300,12 @@ static void deploy(struct em *m, int replicas, bool dnsrr, int64_t memory_bytes,
     num(m, replicas);
     if (dnsrr) /* one DNS answer per replica; compose ignores the key with a warning */
         kv(m, "endpoint_mode", "dnsrr");
+    if (start_first) { /* the next version beside this one until it is healthy (= serves) */
+        str(m, "update_config");
+        map_begin(m, true);
+        kv(m, "order", "start-first");
+        map_end(m);
+    }
     str(m, "restart_policy");
     map_begin(m, true);
     kv(m, "condition", "any");
@@ -397,8 +405,14 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
         autofree char *esc = wd_compose_escape(s->config_text);
         kv(m, "WEAVER_COMPOSE_CONFIG", esc);
     }
+    if (s->front_image) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)s->stamp);
+        kvq(m, "WEAVER_COMPOSE_STAMP", buf);
+        snprintf(buf, sizeof buf, "%d", WD_COMPOSE_DRAIN_MS);
+        kvq(m, "WEAVER_COMPOSE_DRAIN_MS", buf);
+    }
     map_end(m);
-    if (s->nlisteners) {
+    if (s->nlisteners && s->front_image == NULL) {
         str(m, "ports");
         seq_begin(m, false);
         for (size_t i = 0; i < s->nlisteners; i++) {
@@ -427,7 +441,67 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
     if (!s->podman) /* see group() */
         healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "manager", NULL);
-    deploy(m, 1, s->swarm, 0, 0); /* shims reach the task itself, never a swarm VIP (IPVS) */
+    /* shims reach the task itself, never a swarm VIP (IPVS) */
+    deploy(m, 1, s->swarm, 0, 0, s->front_image != NULL);
+    map_end(m);
+}
+
+/* The front of a Swarm stack (engine/deploy/front.h): nothing in it depends on the app's
+ * version or on this file's token, so `docker stack deploy` of the next version's file leaves
+ * it running while the manager and groups roll over beneath it. */
+static void front(struct em *m, const struct wd_compose_spec *s)
+{
+    char port[8], buf[300];
+    snprintf(port, sizeof port, "%u", (unsigned)s->manager_port);
+    str(m, WD_COMPOSE_FRONT);
+    map_begin(m, false);
+    kv(m, "image", s->front_image);
+    kv(m, "user", "65532:65532");
+    str(m, "read_only");
+    boolean(m, true);
+    str(m, "cap_drop");
+    seq_begin(m, true);
+    str(m, "ALL");
+    seq_end(m);
+    str(m, "security_opt");
+    seq_begin(m, true);
+    str(m, "no-new-privileges:true");
+    seq_end(m);
+    str(m, "networks");
+    seq_begin(m, true);
+    str(m, WD_COMPOSE_NETWORK);
+    seq_end(m);
+    kv(m, "stop_grace_period", "10s");
+    str(m, "entrypoint");
+    seq_begin(m, true);
+    str(m, s->front_bin);
+    str(m, "manage");
+    str(m, "--front");
+    str(m, "--manager");
+    str(m, WD_COMPOSE_MANAGER);
+    str(m, "--port");
+    str(m, port);
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        snprintf(buf, sizeof buf, "%s=%u", s->listeners[i].name, (unsigned)s->listeners[i].port);
+        str(m, "--listener");
+        str(m, buf);
+    }
+    seq_end(m);
+    str(m, "ports");
+    seq_begin(m, false);
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        map_begin(m, true);
+        str(m, "target");
+        num(m, s->listeners[i].port);
+        str(m, "published");
+        num(m, s->listeners[i].port);
+        kv(m, "protocol", "tcp");
+        kv(m, "mode", "host"); /* no routing mesh: it needs IPVS */
+        map_end(m);
+    }
+    seq_end(m);
+    labels(m, s, WD_COMPOSE_FRONT, NULL);
+    deploy(m, 1, true, 0, 0, false);
     map_end(m);
 }
 
@@ -464,6 +538,10 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
     env_put(&e, "WEAVER_SHIM_MANAGER", 19, buf);
     env_put(&e, "WEAVER_SHIM_GROUP", 17, g->name);
     env_put(&e, "WEAVER_SHIM_TOKEN", 17, s->token_hex);
+    if (s->front_image) {
+        snprintf(buf, sizeof buf, "%d", WD_COMPOSE_DRAIN_MS);
+        env_put(&e, "WEAVER_SHIM_DRAIN_MS", 20, buf);
+    }
     str(m, "environment");
     map_begin(m, false);
     for (size_t i = 0; i < e.n; i++) {
@@ -525,9 +603,9 @@ static void group(struct em *m, const struct wd_compose_spec *s, const struct wd
         healthcheck(m, hc, WD_ARRAY_LEN(hc));
     labels(m, s, "weavelet", g->name);
     if (g->pids > 0) /* its limits are service keys, above */
-        deploy(m, g->replicas, s->swarm, 0, 0);
+        deploy(m, g->replicas, s->swarm, 0, 0, s->front_image != NULL);
     else
-        deploy(m, g->replicas, s->swarm, g->memory_bytes, g->nano_cpus);
+        deploy(m, g->replicas, s->swarm, g->memory_bytes, g->nano_cpus, s->front_image != NULL);
     map_end(m);
 }
 
@@ -609,9 +687,12 @@ int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struc
     if (s->image == NULL || s->binary_name == NULL || s->manager_bin == NULL ||
         s->shim_bin == NULL || s->token_hex == NULL || s->app == NULL || s->manager_port == 0)
         return wd_err(err, EINVAL, "compose: incomplete spec");
+    if (s->front_image && (!s->swarm || s->front_bin == NULL))
+        return wd_err(err, EINVAL, "compose: a front is for --swarm files, with its binary");
     for (size_t i = 0; i < s->ngroups; i++) {
         const struct wd_compose_group *g = &s->groups[i];
-        if (!service_name_ok(g->service) || strcmp(g->service, WD_COMPOSE_MANAGER) == 0)
+        if (!service_name_ok(g->service) || strcmp(g->service, WD_COMPOSE_MANAGER) == 0 ||
+            strcmp(g->service, WD_COMPOSE_FRONT) == 0)
             return wd_err(err, EINVAL, "compose: group %s: bad service name \"%s\"", g->name,
                           g->service ? g->service : "");
         for (size_t j = 0; j < i; j++)
@@ -649,6 +730,8 @@ int wd_compose_render(const struct wd_compose_spec *s, struct wd_buf *out, struc
     }
     str(&m, "services");
     map_begin(&m, false);
+    if (s->front_image)
+        front(&m, s);
     manager(&m, s);
     for (size_t i = 0; i < s->ngroups; i++)
         group(&m, s, &s->groups[i]);

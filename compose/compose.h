@@ -16,6 +16,8 @@
 
 #define WD_COMPOSE_VERSION "3.8"        /* written in the swarm file only */
 #define WD_COMPOSE_MANAGER "manager"    /* service name, also the shims' WEAVER_SHIM_MANAGER host */
+#define WD_COMPOSE_FRONT "front"        /* --swarm: the service that publishes the listeners */
+#define WD_COMPOSE_DRAIN_MS 3000        /* --swarm: old tasks serve this long after SIGTERM */
 #define WD_COMPOSE_NETWORK "weaver"     /* the file's one network (<project>_weaver) */
 #define WD_COMPOSE_TMPFS_BYTES 67108864 /* /tmp of every container */
 #define WD_COMPOSE_SECRET_UID "65532"   /* owner of /run/secrets/NAME: the image user */
@@ -102,6 +104,13 @@ struct wd_compose_spec {
      * add-host"); the manager relays host_ports to WD_COMPOSE_PODMAN_HOST instead. No
      * healthchecks either (compose.c, group()) */
     bool podman;
+    /* --swarm: the front's image (the manager alone, so its ID outlives app versions), its
+     * path there, and this file's stamp (ms; the front prefers the newest ready manager).
+     * With a front the manager publishes nothing, and the manager and groups update
+     * start-first, draining WD_COMPOSE_DRAIN_MS after SIGTERM (docs/design/rollout.md) */
+    const char *front_image;
+    const char *front_bin;
+    uint64_t stamp;
 };
 
 /* wd_compose_render - append the YAML document to @out. Returns 0 or <0 with *err set (-EINVAL

@@ -32,6 +32,8 @@ enum wd_link_chan {
     WD_LINK_A = 'A', /* manager mode: a shim registers (the shim dials) */
     WD_LINK_P = 'P', /* host port: parked until the app connects to localhost:PORT in its
                         container; then the shim sends the port (u16, big-endian) and relays */
+    WD_LINK_S = 'S', /* manager mode: status, no token needed (the front, `manage --health`):
+                        answered with 1 byte (1 ready, 0 not) + u64 big-endian stamp, closed */
 };
 
 enum { WD_LINK_SERVING = 1, WD_LINK_NOT_SERVING = 2 };

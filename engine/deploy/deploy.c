@@ -1134,10 +1134,47 @@ void wd_deploy_stop(struct wd_deploy *d, const char *why)
     begin_stop(d);
 }
 
+static void drain_tick(struct wd_timer *t, void *arg)
+{
+    (void)t; /* NULL: the loop frees a timer before its callback */
+    struct wd_deploy *d = arg;
+    d->drain_timer = NULL;
+    uint64_t acc = 0;
+    size_t open = 0;
+    for (size_t i = 0; i < d->nlisteners; i++) {
+        acc += wd_proxy_accepted(d->listeners[i].proxy);
+        open += wd_proxy_nconns(d->listeners[i].proxy);
+    }
+    d->drain_quiet = acc == d->drain_accepted ? d->drain_quiet + 1 : 0;
+    d->drain_accepted = acc;
+    int64_t took = wd_now_ms() - d->drain_since_ms;
+    bool quiet = d->drain_quiet * WD_DRAIN_TICK_MS >= 1000 && open == 0;
+    if ((took >= d->opts.drain_on_term_ms && quiet) || took >= WD_DRAIN_MAX_MS) {
+        wd_info("drained after %lld ms (%zu connection(s) open)", (long long)took, open);
+        begin_stop(d);
+        return;
+    }
+    d->drain_timer = wd_timer_add(d->loop, WD_DRAIN_TICK_MS, drain_tick, d);
+}
+
 static void on_signal(int sig, void *arg)
 {
     struct wd_deploy *d = arg;
+    if (sig == SIGTERM && d->opts.drain_on_term_ms && !d->stopping && d->drain_timer == NULL) {
+        wd_info("SIGTERM: serving on while new connections come (at least %u ms), then "
+                "stopping %s",
+                d->opts.drain_on_term_ms, d->app);
+        d->drain_since_ms = wd_now_ms();
+        d->drain_quiet = 0;
+        d->drain_accepted = 0;
+        for (size_t i = 0; i < d->nlisteners; i++)
+            d->drain_accepted += wd_proxy_accepted(d->listeners[i].proxy);
+        d->drain_timer = wd_timer_add(d->loop, WD_DRAIN_TICK_MS, drain_tick, d);
+        return;
+    }
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+        wd_timer_cancel(d->drain_timer);
+        d->drain_timer = NULL;
         if (!d->stopping)
             wd_termout_printf(d->terr, "weaver-docker: stopping %s (%s again to kill at once)\n", d->app,
                     sig == SIGINT ? "Ctrl-C" : "the signal");
@@ -1430,6 +1467,8 @@ static int run(struct wd_deploy *d, struct wd_error **err)
     r = wd_loop_run(d->loop, err);
     wd_operate_stop(d);
     wd_timer_cancel(d->kill_timer);
+    wd_timer_cancel(d->drain_timer);
+    d->drain_timer = NULL;
     d->kill_timer = NULL;
     wd_timer_cancel(d->status_timer);
     d->status_timer = NULL;

@@ -106,6 +106,9 @@ extern const struct wd_runtime_ops wd_runtime_process;
 extern const struct wd_runtime_ops wd_runtime_docker; /* engine/deploy/rt_docker.c */
 struct wd_docker_opts;
 
+#define WD_DRAIN_MAX_MS 60000
+#define WD_DRAIN_TICK_MS 250
+
 struct wd_deploy_opts {
     const struct wd_runtime_ops *rt; /* NULL = wd_runtime_process */
     bool color;
@@ -133,6 +136,10 @@ struct wd_deploy_opts {
     /* take over from this running version (engine/deploy/rollout.h): listeners start on
      * loopback ports and `ready` waits for the rollout; or NULL */
     const struct wd_rollout_from *rollout;
+    /* after a SIGTERM, go on serving at least this long, then until no new connection came for
+     * a second and none is open (at most WD_DRAIN_MAX_MS): the compose manager under a Swarm
+     * rolling update, which the front leaves once the next version serves; 0 = stop at once */
+    unsigned drain_on_term_ms;
 };
 
 struct logjob;
@@ -179,6 +186,10 @@ struct wd_deploy {
     int exit_code;
     char *fatal; /* set when the deployment must end with an error */
     struct wd_timer *kill_timer;
+    struct wd_timer *drain_timer; /* opts.drain_on_term_ms */
+    int64_t drain_since_ms;
+    uint64_t drain_accepted; /* listener connections at the last drain tick */
+    int drain_quiet;         /* ticks without a new one */
     struct wd_timer *status_timer;
     char *status_last; /* what the status file holds */
     int64_t started_s;

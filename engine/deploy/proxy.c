@@ -60,6 +60,7 @@ struct wd_proxy {
     size_t nbe;
     size_t rr;
     size_t nconns;
+    uint64_t accepted; /* connections accepted so far */
     struct pconn *conns;
     int xfd; /* a listening socket adopted from another deployer (wd_proxy_adopt_listener) */
     struct wd_watch *xw;
@@ -370,6 +371,7 @@ static void on_accept(struct wd_watch *w, int fd, unsigned ev, void *arg)
         c->next = p->conns;
         p->conns = c;
         p->nconns++;
+        p->accepted++;
         c->cw = wd_watch_add(p->loop, cfd, WD_EV_IN, on_client, c);
         if (!connect_backend(c))
             pconn_free(c);
@@ -587,3 +589,5 @@ void wd_proxy_adopt_listener(struct wd_proxy *p, int fd)
 }
 
 size_t wd_proxy_nconns(const struct wd_proxy *p) { return p->nconns; }
+
+uint64_t wd_proxy_accepted(const struct wd_proxy *p) { return p->accepted; }

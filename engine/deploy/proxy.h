@@ -6,6 +6,9 @@
 #include "engine/base/error.h"
 #include "engine/base/loop.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct wd_proxy;
 
 /* Parse "host:port", "[v6]:port" or ":port" (empty host = all interfaces). Returns 0 or
@@ -31,6 +34,8 @@ size_t wd_proxy_nbackends(const struct wd_proxy *p);
 const char *wd_proxy_backend(const struct wd_proxy *p, size_t i);
 /* Open connections (both directions relayed), for a drain. */
 size_t wd_proxy_nconns(const struct wd_proxy *p);
+/* Connections accepted so far (a drain waits until no new ones come). */
+uint64_t wd_proxy_accepted(const struct wd_proxy *p);
 
 /* --- rollouts (engine/deploy/rollout.c) --- */
 /* wd_proxy_set_split - send @permille (0..1000) of new connections to @remote ("ip:port", the

@@ -15,14 +15,17 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CM_HELLO_TIMEOUT_MS 5000
 #define CM_HELLO_MAX (WD_COMPOSE_HELLO_LEN + 2 + WD_COMPOSE_NAME_MAX + 2 + WD_COMPOSE_IP_MAX)
 #define CM_DIR "/tmp/weaver" /* the shim's default WEAVER_SHIM_DIR */
+#define CM_READY_POLL_MS 200
 
 static struct wd_compose_rt_opts g_opts = {.port = WD_COMPOSE_MANAGER_PORT};
 
@@ -47,7 +50,7 @@ int wd_compose_hello_parse(const uint8_t *buf, size_t len, struct wd_compose_hel
     const size_t h = WD_COMPOSE_HELLO_LEN;
     *need = h + 2;
     if (len >= 8) {
-        if (!wd_link_hello_form(buf, "AWDP")) /* only 8 bytes are there: the form needs no more */
+        if (!wd_link_hello_form(buf, "AWDPS")) /* only 8 bytes are there: the form needs no more */
             return -EPROTO;
     } else if (len >= 4 && memcmp(buf, WD_LINK_MAGIC, 4) != 0) {
         return -EPROTO;
@@ -82,6 +85,72 @@ int wd_compose_hello_parse(const uint8_t *buf, size_t len, struct wd_compose_hel
     return (int)*need;
 }
 
+/* ---------- the status query (the front, `manage --health`) ---------- */
+
+static int wait_for(int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t left = deadline - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = ev};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int wd_compose_status(const struct sockaddr *sa, unsigned salen, int timeout_ms, bool *ready,
+                      uint64_t *stamp)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+    autoclose int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, sa, (socklen_t)salen) < 0) {
+        if (errno != EINPROGRESS)
+            return -errno;
+        int e = wait_for(fd, POLLOUT, deadline);
+        socklen_t el = sizeof e;
+        if (e == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e)
+            e = -e;
+        if (e)
+            return e;
+    }
+    static const uint8_t zero[WD_LINK_TOKEN_LEN];
+    uint8_t h[WD_COMPOSE_HELLO_LEN + 2 + 6];
+    wd_link_hello(h, WD_LINK_S, 0, zero);
+    wd_put_be16(h + WD_COMPOSE_HELLO_LEN, 6);
+    memcpy(h + WD_COMPOSE_HELLO_LEN + 2, "status", 6);
+    if (send(fd, h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h)
+        return -EIO;
+    uint8_t b[WD_COMPOSE_STATUS_LEN];
+    size_t have = 0;
+    while (have < sizeof b) {
+        int e = wait_for(fd, POLLIN, deadline);
+        if (e < 0)
+            return e;
+        ssize_t n = recv(fd, b + have, sizeof b - have, 0);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        if (n > 0)
+            have += (size_t)n;
+    }
+    *ready = b[0] == 1;
+    *stamp = 0;
+    for (int i = 0; i < 8; i++)
+        *stamp = *stamp << 8 | b[1 + i];
+    return 0;
+}
+
 /* ---------- state ---------- */
 
 struct cm_pending {
@@ -101,6 +170,10 @@ struct cm_state {
     struct wd_watch *lw;
     struct cm_pending *pending;
     struct wd_hostports *hp; /* [docker] host_ports, relayed to host.docker.internal */
+    /* The whole deployment serves: latched. Until then every replica is pushed "not serving",
+     * so a Swarm start-first update keeps the old version until the new one can take over. */
+    bool ready;
+    struct wd_timer *ready_timer;
 };
 
 struct cm_replica {
@@ -261,10 +334,22 @@ static void hello_complete(struct cm_pending *p, const struct wd_compose_hello *
     char peer[INET6_ADDRSTRLEN];
     memcpy(peer, p->peer, sizeof peer);
     pending_free(p, false);
-    if (!wd_ct_equal(h->token, g_opts.token, sizeof g_opts.token)) {
-        wd_warn("rejected a connection from %s: wrong token (a shim of another compose file?)",
-                peer);
+    if (h->chan == WD_LINK_S) { /* no secret in it: whether we serve, and our file's stamp */
+        uint8_t b[WD_COMPOSE_STATUS_LEN] = {s->ready ? 1 : 0};
+        for (int i = 0; i < 8; i++)
+            b[1 + i] = (uint8_t)(g_opts.stamp >> (56 - 8 * i));
+        (void)!send(fd, b, sizeof b, MSG_NOSIGNAL | MSG_DONTWAIT);
         close(fd);
+        return;
+    }
+    if (!wd_ct_equal(h->token, g_opts.token, sizeof g_opts.token)) {
+        /* during a Swarm rollover the other version's shims try us first: they go on to
+         * their own manager */
+        wd_info("refused a shim at %s: its token is another compose file's", peer);
+        if (h->chan == 'A')
+            refuse(fd, "wrong token (another compose file's manager)");
+        else
+            close(fd);
         return;
     }
     if (h->chan == 'A') {
@@ -372,6 +457,45 @@ static void on_accept(struct wd_watch *w, int lfd, unsigned ev, void *arg)
 
 /* ---------- runtime ops ---------- */
 
+static void c_health(struct wd_deploy *d, struct wd_replica *r, int status);
+
+/* Every group has a ready replica and every listener a backend (check_ready's "announced"). */
+static bool all_serving(struct wd_deploy *d)
+{
+    if (!d->announced_ready)
+        return false;
+    for (size_t i = 0; i < d->ngroups; i++) {
+        bool any = false;
+        for (int j = 0; j < d->groups[i]->nreplicas && !any; j++)
+            any = d->groups[i]->replicas[j] && d->groups[i]->replicas[j]->state == WD_R_READY;
+        if (!any)
+            return false;
+    }
+    return true;
+}
+
+static void ready_tick(struct wd_timer *t, void *arg)
+{
+    (void)t; /* NULL: the loop frees a timer before its callback */
+    struct cm_state *s = arg;
+    struct wd_deploy *d = s->d;
+    s->ready_timer = NULL;
+    if (d->stopping)
+        return;
+    if (!all_serving(d)) {
+        s->ready_timer = wd_timer_add(d->loop, CM_READY_POLL_MS, ready_tick, s);
+        return;
+    }
+    s->ready = true;
+    wd_info("manager: every group serves; replicas report healthy from now on");
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++) {
+            struct wd_replica *r = d->groups[i]->replicas[j];
+            if (r && r->rt && r->state != WD_R_DEAD)
+                c_health(d, r, r->health);
+        }
+}
+
 static int c_init(struct wd_deploy *d, struct wd_error **err)
 {
     struct cm_state *s = xzalloc(sizeof *s);
@@ -391,6 +515,7 @@ static int c_init(struct wd_deploy *d, struct wd_error **err)
         s->hp = wd_hostports_new(d->loop, d->cfg->host_ports, d->cfg->nhost_ports,
                                  g_opts.host_name ? g_opts.host_name : "host.docker.internal", NULL,
                                  NULL);
+    s->ready_timer = wd_timer_add(d->loop, CM_READY_POLL_MS, ready_tick, s);
     wd_info("manager: waiting for shims on port %u", (unsigned)g_opts.port);
     return 0;
 }
@@ -456,9 +581,9 @@ static void c_release(struct wd_deploy *d, struct wd_replica *r)
 
 static void c_health(struct wd_deploy *d, struct wd_replica *r, int status)
 {
-    (void)d;
+    struct cm_state *s = d->rt_state;
     struct cm_replica *x = r->rt;
-    uint8_t v = status == 1 /* HEALTHY */ ? 1 : 2;
+    uint8_t v = status == 1 /* HEALTHY */ && s && s->ready ? 1 : 2;
     if (x == NULL || x->afd < 0 || x->stopping || x->pushed_health == v)
         return;
     if (send(x->afd, &v, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
@@ -472,6 +597,7 @@ static void c_shutdown(struct wd_deploy *d)
         return;
     while (s->pending)
         pending_free(s->pending, true);
+    wd_timer_cancel(s->ready_timer);
     wd_hostports_free(s->hp);
     wd_watch_free(s->lw);
     if (s->lfd >= 0)

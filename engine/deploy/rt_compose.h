@@ -4,6 +4,7 @@
 #ifndef WD_ENGINE_RT_COMPOSE_H
 #define WD_ENGINE_RT_COMPOSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ struct wd_compose_rt_opts {
     /* where [docker] host_ports are relayed: a name in the manager's /etc/hosts; NULL =
      * host.docker.internal (Podman's file: host.containers.internal) */
     const char *host_name;
+    uint64_t stamp; /* when the file was written (ms): the front prefers the newest */
 };
 
 /* Set before wd_deploy_run with .rt = &wd_runtime_compose (copied). */
@@ -32,11 +34,20 @@ void wd_runtime_compose_configure(const struct wd_compose_rt_opts *o);
  * length + name (the group for 'A', the weavelet id for 'W'/'D'), and for 'A' only u16 length +
  * the shim's own IP address (text; may be empty). */
 struct wd_compose_hello {
-    char chan; /* 'A', 'W', 'D' or 'P' */
+    char chan; /* 'A', 'W', 'D', 'P' or 'S' */
     const uint8_t *token;
     char name[WD_COMPOSE_NAME_MAX + 1];
     char ip[WD_COMPOSE_IP_MAX + 1];
 };
+
+#define WD_COMPOSE_STATUS_LEN 9 /* the answer to an 'S' hello: ready byte + u64 stamp */
+
+/* wd_compose_status - ask the manager at @sa for its status ('S' hello), waiting at most
+ * @timeout_ms. *ready: the whole deployment serves (every group has a ready replica and every
+ * listener a backend; once true it stays true); *stamp: its file's. Returns 0 or -errno. */
+struct sockaddr;
+int wd_compose_status(const struct sockaddr *sa, unsigned salen, int timeout_ms, bool *ready,
+                      uint64_t *stamp);
 
 /* wd_compose_hello_parse - pure. Returns the number of bytes the complete hello takes (> 0),
  * 0 if more bytes are needed (*need gets how many in total, at least), or -EPROTO when it is

@@ -115,6 +115,7 @@ static struct {
     int exit_code;
     int auth_open, pending, pushed;
     int64_t exit_at, orphan_at, kill_at, probe_at;
+    int64_t drain_at; /* WEAVER_SHIM_DRAIN_MS after a SIGTERM: pass it on then; 0 = none */
     uint64_t seq;
     struct shim_conn *free_list, *dead_list;
     int waiting[SHIM_MAX_WAITING];
@@ -943,8 +944,16 @@ static void on_signal(void)
         int sig = (int)si.ssi_signo;
         if (sig == SIGCHLD) {
             reap();
+        } else if (sig == SIGTERM && cfg.drain_ms && !S.drain_at && !S.stopping &&
+                   !S.child_exited) {
+            /* a rolling update stops us once the next version serves: what is in flight here
+             * finishes first (a second SIGTERM passes on at once) */
+            shim_log(SHIM_LOG_INFO, "SIGTERM: the weavelet serves %u ms more, then stops",
+                     cfg.drain_ms);
+            S.drain_at = now_ms() + cfg.drain_ms;
         } else if (sig != SIGPIPE && !S.child_exited) {
             shim_log(SHIM_LOG_DEBUG, "forwarding signal %d", sig);
+            S.drain_at = 0;
             if (sig == SIGTERM || sig == SIGINT) {
                 S.stopping = true;
                 S.orphan_at = 0;
@@ -1134,53 +1143,38 @@ static int io_all(int fd, void *buf, size_t len, bool out, int64_t deadline)
     return 0;
 }
 
-static int mgr_connect(char *why, size_t whylen)
+/* Connect to one of the manager's addresses; -1 with why set. */
+static int mgr_connect(const struct addrinfo *a, char *why, size_t whylen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int gr = getaddrinfo(cfg.mgr_host, cfg.mgr_port, &hints, &ai);
-    if (gr != 0) {
-        snprintf(why, whylen, "resolve %.60s: %s", cfg.mgr_host, gai_strerror(gr));
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, whylen, "socket: %s", strerror(errno));
         return -1;
     }
-    int fd = -1;
-    snprintf(why, whylen, "no address");
-    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int e = 0;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-            e = errno;
-            if (e == EINPROGRESS) {
-                e = ETIMEDOUT;
-                socklen_t el = sizeof e;
-                if (wait_fd(fd, POLLOUT, now_ms() + SHIM_MGR_TIMEOUT_MS) &&
-                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
-                    e = errno;
-            }
+    int e = 0;
+    if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+        e = errno;
+        if (e == EINPROGRESS) {
+            e = ETIMEDOUT;
+            socklen_t el = sizeof e;
+            if (wait_fd(fd, POLLOUT, now_ms() + SHIM_MGR_TIMEOUT_MS) &&
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+                e = errno;
         }
-        if (e) {
-            snprintf(why, whylen, "connect: %s", strerror(e));
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        memcpy(&S.mgr_addr, a->ai_addr, a->ai_addrlen);
-        S.mgr_addrlen = a->ai_addrlen;
     }
-    freeaddrinfo(ai);
+    if (e) {
+        snprintf(why, whylen, "connect: %s", strerror(e));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
 static char mgr_args[SHIM_MGR_ARGS_MAX + 1];
 
-/* One attempt: connect, send the 'A' hello, read the answer. Returns the connection or -1. */
-static int mgr_try(char *why, size_t whylen)
+/* Register on a connected fd: send the 'A' hello, read the answer. Returns fd or -1 (closed). */
+static int mgr_register_on(int fd, char *why, size_t whylen)
 {
-    int fd = mgr_connect(why, whylen);
-    if (fd < 0)
-        return -1;
     /* our own address on the path to the manager: the one peers reach us at (the manager
      * may see a NAT address, e.g. behind a swarm VIP) */
     char ip[INET6_ADDRSTRLEN] = "";
@@ -1260,6 +1254,33 @@ static int mgr_try(char *why, size_t whylen)
     return fd;
 }
 
+/* One attempt over every address the manager's name has: the first that registers us wins.
+ * During a Swarm rollover the name holds both versions' managers; the other version's refuses
+ * our token, and we go on to ours. */
+static int mgr_try(char *why, size_t whylen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int gr = getaddrinfo(cfg.mgr_host, cfg.mgr_port, &hints, &ai);
+    if (gr != 0) {
+        snprintf(why, whylen, "resolve %.60s: %s", cfg.mgr_host, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1;
+    snprintf(why, whylen, "no address");
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+        fd = mgr_connect(a, why, whylen);
+        if (fd >= 0)
+            fd = mgr_register_on(fd, why, whylen);
+        if (fd >= 0) {
+            memcpy(&S.mgr_addr, a->ai_addr, a->ai_addrlen);
+            S.mgr_addrlen = a->ai_addrlen;
+        }
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
 /* Register with the manager, retrying with backoff until it answers (it may start after us,
  * or restart). On success the weavelet's WEAVELET_ARGS is in the environment. */
 static void mgr_register(void)
@@ -1321,6 +1342,16 @@ static int64_t run_timers(int64_t now)
         health_update();
         kill_group(SIGTERM);
     }
+    if (S.drain_at && now >= S.drain_at) {
+        S.drain_at = 0;
+        if (!S.stopping && !S.child_exited) {
+            S.stopping = true;
+            S.orphan_at = 0;
+            S.kill_at = now + SHIM_KILL_AFTER_MS;
+            health_update();
+            kill_group(SIGTERM);
+        }
+    }
     if (S.kill_at && now >= S.kill_at) {
         S.kill_at = 0;
         shim_log(SHIM_LOG_WARN, "the weavelet ignored SIGTERM: sending SIGKILL");
@@ -1345,6 +1376,7 @@ static int64_t run_timers(int64_t now)
     }
     next = earliest(next, S.orphan_at);
     next = earliest(next, S.kill_at);
+    next = earliest(next, S.drain_at);
     if (S.child_exited)
         next = earliest(next, S.exit_at);
     return next;
@@ -1409,7 +1441,8 @@ static void usage(FILE *f)
           "  WEAVER_SHIM_ORPHAN_SECS (30; 0 = never), WEAVER_SHIM_LOG (debug|info|warn),\n"
           "  WEAVER_SHIM_MANAGER (HOST:PORT: register with a manager and dial it),\n"
           "  WEAVER_SHIM_GROUP (the colocation group to register as),\n"
-          "  WEAVER_SHIM_HOST_PORTS (5432,3306: localhost ports relayed to the host)\n",
+          "  WEAVER_SHIM_HOST_PORTS (5432,3306: localhost ports relayed to the host),\n"
+          "  WEAVER_SHIM_DRAIN_MS (0: after SIGTERM, serve this long before passing it on)\n",
           f);
 }
 

@@ -127,6 +127,11 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
                             SHIM_MAX_ORPHAN_SECS);
         cfg->orphan_secs = (unsigned)n;
     }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_DRAIN_MS")) != NULL) {
+        if (cfg_uint(v, SHIM_MAX_DRAIN_MS, &n) < 0)
+            return cfg_fail(cfg, "WEAVER_SHIM_DRAIN_MS '%.20s' is not 0-%d", v, SHIM_MAX_DRAIN_MS);
+        cfg->drain_ms = (unsigned)n;
+    }
     if ((v = cfg_env(envp, "WEAVER_SHIM_LOG")) != NULL) {
         if (strcmp(v, "debug") == 0)
             cfg->log_level = SHIM_LOG_DEBUG;

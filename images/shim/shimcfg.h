@@ -15,6 +15,7 @@
 #define SHIM_DEFAULT_DIR "/tmp/weaver"
 #define SHIM_DEFAULT_ORPHAN_SECS 30
 #define SHIM_MAX_ORPHAN_SECS 86400
+#define SHIM_MAX_DRAIN_MS 600000
 /* Longest WEAVER_SHIM_DIR: DIR + "/deployer.sock" must fit sockaddr_un.sun_path (108 with NUL). */
 #define SHIM_DIR_MAX (108 - 1 - 14)
 #define SHIM_HOST_MAX 253  /* WEAVER_SHIM_MANAGER host part (a DNS name or an IP address) */
@@ -30,6 +31,7 @@ struct shim_cfg {
     uint8_t token[SHIM_TOKEN_LEN];
     uint16_t port;                   /* WEAVER_SHIM_PORT */
     unsigned orphan_secs;            /* WEAVER_SHIM_ORPHAN_SECS; 0 = never */
+    unsigned drain_ms; /* WEAVER_SHIM_DRAIN_MS: keep serving this long after SIGTERM */
     enum shim_log_level log_level;   /* WEAVER_SHIM_LOG */
     char dir[SHIM_DIR_MAX + 1];      /* WEAVER_SHIM_DIR, absolute, no trailing '/' */
     /* Manager mode (docs/design/compose.md): WEAVER_SHIM_MANAGER=HOST:PORT set. The shim dials
