@@ -560,6 +560,75 @@ static void test_hello(void **state)
     assert_int_equal(wd_compose_hello_parse(b, n, &h, &need), -EPROTO); /* ip too long */
     memcpy(b, "HTTP", 4);
     assert_int_equal(wd_compose_hello_parse(b, 4, &h, &need), -EPROTO);
+    n = hello(b, 'S', "status", NULL); /* the front's status question: parsed, no token needed */
+    assert_int_equal(wd_compose_hello_parse(b, n, &h, &need), (int)n);
+    assert_int_equal(h.chan, 'S');
+}
+
+/* --swarm with a front (issue 12 item 4): the front publishes the ports and nothing in it
+ * depends on the version or the token; the manager publishes nothing, carries the stamp and
+ * the drain; the manager and groups update start-first; the groups drain too. */
+static void test_render_front(void **state)
+{
+    (void)state;
+    struct wd_compose_spec s = spec();
+    s.swarm = true;
+    s.front_image = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    s.front_bin = "/app/weaver-docker-manager";
+    s.stamp = 1796582324506;
+    struct wd_buf b = {0}, b2 = {0};
+    struct wd_error *err = NULL;
+    assert_int_equal(wd_compose_render(&s, &b, &err), 0);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, b.data, b.len);
+    assert_true(yaml_parser_load(&parser, &doc));
+    expect_scalar(&doc, (const char *[]){"services", "front", "image"}, 3, s.front_image, false);
+    yaml_node_t *ports = lookup(&doc, (const char *[]){"services", "front", "ports"}, 3);
+    assert_non_null(ports);
+    assert_int_equal(ports->data.sequence.items.top - ports->data.sequence.items.start, 1);
+    assert_null(lookup(&doc, (const char *[]){"services", "manager", "ports"}, 3));
+    assert_null(lookup(&doc, (const char *[]){"services", "front", "environment"}, 3));
+    expect_scalar(&doc, (const char *[]){"services", "manager", "environment", "WEAVER_COMPOSE_STAMP"},
+                  4, "1796582324506", true);
+    expect_scalar(&doc,
+                  (const char *[]){"services", "manager", "environment", "WEAVER_COMPOSE_DRAIN_MS"},
+                  4, "3000", true);
+    expect_scalar(&doc,
+                  (const char *[]){"services", "shop-cart", "environment", "WEAVER_SHIM_DRAIN_MS"},
+                  4, "3000", true);
+    expect_scalar(&doc,
+                  (const char *[]){"services", "manager", "deploy", "update_config", "order"}, 5,
+                  "start-first", false);
+    expect_scalar(&doc,
+                  (const char *[]){"services", "shop-cart", "deploy", "update_config", "order"}, 5,
+                  "start-first", false);
+    assert_null(lookup(&doc, (const char *[]){"services", "front", "deploy", "update_config"}, 4));
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    /* the next version's file: another token and stamp, the same front service */
+    s.token_hex = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    s.stamp++;
+    s.image = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    assert_int_equal(wd_compose_render(&s, &b2, &err), 0);
+    const char *f1 = strstr((const char *)b.data, "\n  front:\n");
+    const char *f2 = strstr((const char *)b2.data, "\n  front:\n");
+    assert_non_null(f1);
+    assert_non_null(f2);
+    const char *e1 = strstr(f1 + 1, "\n  manager:\n"), *e2 = strstr(f2 + 1, "\n  manager:\n");
+    assert_non_null(e1);
+    assert_non_null(e2);
+    assert_int_equal(e1 - f1, e2 - f2);
+    assert_memory_equal(f1, f2, (size_t)(e1 - f1));
+    /* a front is for swarm files only */
+    s.swarm = false;
+    struct wd_buf b3 = {0};
+    assert_int_equal(wd_compose_render(&s, &b3, &err), -EINVAL);
+    wd_err_free(&err);
+    wd_buf_free(&b);
+    wd_buf_free(&b2);
+    wd_buf_free(&b3);
 }
 
 int main(void)
@@ -572,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_render_rejects),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_render_front),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
