@@ -23,6 +23,14 @@
 #                                 (static, CGO_ENABLED=0 go build -trimpath)
 #   build/go/apps/shop-dynamic    shop linked dynamically (CGO_ENABLED=1; skipped
 #                                 with a warning when there is no C compiler)
+#   build/go/apps/matrix*         the version-matrix app (tests/apps/matrix) at
+#                                 v0.24.6 (matrix) and as matrix-v0243,
+#                                 matrix-v0232, matrix-v0220, matrix-v0212,
+#                                 matrix-v0200 and matrix-v0190 (the last one
+#                                 predates v0.20.0: it exists to be refused)
+#   build/go/bin/weaver-VERSION   the older CLIs/generators (v0.23.2, v0.22.0,
+#                                 v0.21.2, v0.20.0, v0.19.0): built only by
+#                                 --generate, since weaver_gen.go is committed
 #
 # The apps' weaver_gen.go files are committed, so a normal run only compiles.
 # It is idempotent: a tool or app is rebuilt only when missing or older than
@@ -72,6 +80,13 @@ APPS=(
 	"versioned-v2      tests/apps/versioned v0.24.6 0 -X=main.version=v2"
 	"versioned-v2crash tests/apps/versioned v0.24.6 0 -X=main.version=v2 -X=main.mode=crash"
 	"versioned-v2deaf  tests/apps/versioned v0.24.6 0 -X=main.version=v2 -X=main.mode=deaf"
+	"matrix       tests/apps/matrix       v0.24.6 0"
+	"matrix-v0243 tests/apps/matrix-v0243 v0.24.3 0"
+	"matrix-v0232 tests/apps/matrix-v0232 v0.23.2 0"
+	"matrix-v0220 tests/apps/matrix-v0220 v0.22.0 0"
+	"matrix-v0212 tests/apps/matrix-v0212 v0.21.2 0"
+	"matrix-v0200 tests/apps/matrix-v0200 v0.20.0 0"
+	"matrix-v0190 tests/apps/matrix-v0190 v0.19.0 0"
 )
 
 log() { printf '  %-8s %s\n' "$1" "$2"; }
