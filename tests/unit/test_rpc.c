@@ -17,6 +17,7 @@
 
 #define FIX6 "tests/fixtures/weaver-v0.24.6/"
 #define FIX3 "tests/fixtures/weaver-v0.24.3/"
+#define FIX232 "tests/fixtures/weaver-v0.23.2/"
 /* A mutable copy of a string literal, for protoc-c's `char *` fields. */
 #define S(lit) ((char[]){lit})
 
@@ -539,6 +540,14 @@ static void test_capture_v0243(void **state)
 {
     (void)state;
     check_version_dir(FIX3, WD_RPC_HDR_FIXED49);
+}
+
+/* weaver v0.23.2 (deployer API v0.23.0): the same control components, method keys and 49-byte
+ * header as v0.24.3 (captured by tests/fixtures/harness/regen.sh). */
+static void test_capture_v0232(void **state)
+{
+    (void)state;
+    check_version_dir(FIX232, WD_RPC_HDR_FIXED49);
 }
 
 /* ---- requests we build from scratch ---------------------------------------------------- */
@@ -1309,6 +1318,7 @@ int main(void)
         cmocka_unit_test(test_frame_basics),
         cmocka_unit_test(test_capture_v0246),
         cmocka_unit_test(test_capture_v0243),
+        cmocka_unit_test(test_capture_v0232),
         cmocka_unit_test(test_requests_from_scratch),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_quoting),
