@@ -778,6 +778,53 @@ static void test_real_apps(void **state)
     wd_binary_info_free(b);
 }
 
+/* The version matrix (tests/apps/matrix*, built by tests/apps/build.sh; skipped when absent):
+ * module version, deployer API version, header format, the call edge and the listener are read
+ * from every generation's binary, v0.19.0 included. Whether a generation is supported is not
+ * asserted here (issue 14 changes it). */
+static void test_matrix_apps(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *module;
+        int api_minor;
+        enum wd_rpc_hdr_fmt hdr;
+    } apps[] = {
+        {"matrix", "v0.24.6", 24, WD_RPC_HDR_PREFIXED},
+        {"matrix-v0243", "v0.24.3", 24, WD_RPC_HDR_FIXED49},
+        {"matrix-v0232", "v0.23.2", 23, WD_RPC_HDR_FIXED49},
+        {"matrix-v0220", "v0.22.0", 22, WD_RPC_HDR_FIXED49},
+        {"matrix-v0212", "v0.21.2", 20, WD_RPC_HDR_FIXED49},
+        {"matrix-v0200", "v0.20.0", 20, WD_RPC_HDR_FIXED49},
+        {"matrix-v0190", "v0.19.0", 18, WD_RPC_HDR_FIXED49},
+    };
+    struct stat st;
+    for (size_t i = 0; i < WD_ARRAY_LEN(apps); i++) {
+        char path[128];
+        snprintf(path, sizeof path, "build/go/apps/%s", apps[i].name);
+        if (stat(path, &st) < 0)
+            skip();
+    }
+    for (size_t i = 0; i < WD_ARRAY_LEN(apps); i++) {
+        char path[128];
+        snprintf(path, sizeof path, "build/go/apps/%s", apps[i].name);
+        struct wd_binary_info *b = NULL;
+        struct wd_error *err = NULL;
+        assert_int_equal(wd_binary_inspect(path, &b, &err), 0);
+        assert_string_equal(b->module_version, apps[i].module);
+        assert_int_equal(b->api_major, 0);
+        assert_int_equal(b->api_minor, apps[i].api_minor);
+        assert_int_equal(b->api_patch, 0);
+        assert_int_equal(b->hdr_fmt, apps[i].hdr);
+        assert_true(b->is_static);
+        assert_int_equal(b->nedges, 1);
+        assert_string_equal(b->edges[0].src, MAIN);
+        assert_string_equal(b->edges[0].dst, "example.com/matrix/Greeter");
+        assert_int_equal(b->nlisteners, 1);
+        wd_binary_info_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,7 +833,7 @@ int main(void)
         cmocka_unit_test(test_not_elf_and_truncated), cmocka_unit_test(test_not_weaver),
         cmocka_unit_test(test_unsupported_api),   cmocka_unit_test(test_dynamic_synthetic),
         cmocka_unit_test(test_bin_ls),            cmocka_unit_test(test_files),
-        cmocka_unit_test(test_real_apps),
+        cmocka_unit_test(test_real_apps),         cmocka_unit_test(test_matrix_apps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
