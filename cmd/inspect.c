@@ -62,6 +62,7 @@ int wd_cmd_inspect(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
     printf("deployer API:  v%d.%d.%d\n", b->api_major, b->api_minor, b->api_patch);
     printf("rpc header:    %s\n",
            b->hdr_fmt == WD_RPC_HDR_PREFIXED ? "length-prefixed (v0.24.4+)" : "fixed 49 bytes");
+    printf("protocol:      %s\n", wd_binary_generation(b));
     printf("components:\n");
     for (size_t i = 0; i < b->ncomponents; i++)
         printf("  %s\n", b->components[i]);

@@ -312,12 +312,15 @@ static void on_init(struct wd_conn *c, const char *errmsg, const uint8_t *pb, si
                        r->g->short_name);
         return;
     }
-    if (rep->version->major != 0 || rep->version->minor != 24 || rep->version->patch != 0) {
+    /* the version the binary announced (v0.24.0, or v0.23.0 for weaver v0.23.x) */
+    if (rep->version->major != d->bin->api_major || rep->version->minor != d->bin->api_minor ||
+        rep->version->patch != d->bin->api_patch) {
         wd_deploy_fail(d,
-                       "the weavelet speaks deployer API v%lld.%lld.%lld; weaver-docker supports "
-                       "v0.24.0 (weaver v0.24.1 ... v0.24.6)",
+                       "the weavelet speaks deployer API v%lld.%lld.%lld, not the one its binary "
+                       "says (v%d.%d.%d)",
                        (long long)rep->version->major, (long long)rep->version->minor,
-                       (long long)rep->version->patch);
+                       (long long)rep->version->patch, d->bin->api_major, d->bin->api_minor,
+                       d->bin->api_patch);
         runtime__init_weavelet_reply__free_unpacked(rep, NULL);
         return;
     }

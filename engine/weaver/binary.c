@@ -706,21 +706,72 @@ int wd_binary_inspect(const char *path, struct wd_binary_info **out, struct wd_e
     return r;
 }
 
+enum generation { GEN_SOCKETS_24, GEN_SOCKETS_23, GEN_PIPES, GEN_ANCIENT, GEN_OTHER };
+
+static enum generation generation(const struct wd_binary_info *b)
+{
+    int c = 0;
+    if (b->api_major == 0 && b->api_patch == 0 && b->api_minor == WD_BINARY_API_MINOR)
+        return GEN_SOCKETS_24;
+    if (b->api_major == 0 && b->api_patch == 0 && b->api_minor == WD_BINARY_API_MINOR_OLDEST)
+        return GEN_SOCKETS_23;
+    bool known = b->module_version && module_cmp(b->module_version, "v0.20.0", &c);
+    if ((known && c < 0) || (b->api_major == 0 && b->api_minor < 20))
+        return GEN_ANCIENT;
+    /* v0.23.0-beta already has control sockets but still reports API v0.22.0 */
+    bool sockets = b->module_version && module_cmp(b->module_version, "v0.23.0-beta", &c) && c >= 0;
+    if (b->api_major == 0 && b->api_minor <= 22 && !sockets)
+        return GEN_PIPES;
+    return GEN_OTHER;
+}
+
+const char *wd_binary_generation(const struct wd_binary_info *b)
+{
+    switch (generation(b)) {
+    case GEN_SOCKETS_24:
+        return b->hdr_fmt == WD_RPC_HDR_PREFIXED
+                   ? "control sockets, deployer API v0.24.0, length-prefixed RPC headers "
+                     "(weaver v0.24.4-v0.24.6)"
+                   : "control sockets, deployer API v0.24.0, 49-byte RPC headers (weaver "
+                     "v0.24.1-v0.24.3)";
+    case GEN_SOCKETS_23:
+        return "control sockets, deployer API v0.23.0, 49-byte RPC headers (weaver v0.23.x)";
+    case GEN_PIPES:
+        return "two pipes (weaver v0.20-v0.22): not supported yet";
+    case GEN_ANCIENT:
+        return "older than weaver v0.20.0: unsupported";
+    case GEN_OTHER:
+        break;
+    }
+    return "unknown deployer API: unsupported";
+}
+
 int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **err)
 {
-    if (b->api_major != WD_BINARY_API_MAJOR || b->api_minor != WD_BINARY_API_MINOR ||
-        b->api_patch != WD_BINARY_API_PATCH) {
-        const char *mv = b->module_version ? b->module_version : "unknown";
-        int c = 0;
-        bool sockets = b->module_version && module_cmp(b->module_version, "v0.23.0-beta", &c) &&
-                       c >= 0; /* v0.23.0-beta still reports API v0.22.0 */
-        bool pipes = b->api_major == 0 && b->api_minor <= 22 && !sockets;
+    const char *mv = b->module_version ? b->module_version : "unknown";
+    switch (generation(b)) {
+    case GEN_SOCKETS_24:
+    case GEN_SOCKETS_23:
+        break;
+    case GEN_PIPES:
         return wd_err(err, ENOTSUP,
-                      "%s uses deployer API v%d.%d.%d (weaver module %s)%s; this engine supports "
-                      "deployer API v0.24.0 = weaver v0.24.1-v0.24.6: rebuild the app with "
+                      "%s uses weaver %s, whose weavelets talk to their deployer over two pipes "
+                      "(deployer API v%d.%d.%d), which weaver-docker does not speak yet; "
+                      "supported: weaver " WD_BINARY_SUPPORTED ": rebuild the app with "
                       "github.com/ServiceWeaver/weaver v0.24.6",
-                      b->path, b->api_major, b->api_minor, b->api_patch, mv,
-                      pipes ? ", whose pipe protocol is not supported yet" : "");
+                      b->path, mv, b->api_major, b->api_minor, b->api_patch);
+    case GEN_ANCIENT:
+        return wd_err(err, ENOTSUP,
+                      "%s: unsupported weaver version %s (deployer API v%d.%d.%d); supported: "
+                      "weaver " WD_BINARY_SUPPORTED ": rebuild the app with "
+                      "github.com/ServiceWeaver/weaver v0.24.6",
+                      b->path, mv, b->api_major, b->api_minor, b->api_patch);
+    case GEN_OTHER:
+        return wd_err(err, ENOTSUP,
+                      "%s uses deployer API v%d.%d.%d (weaver module %s); supported: deployer API "
+                      "v0.23.0 and v0.24.0 = weaver " WD_BINARY_SUPPORTED ": rebuild the app "
+                      "with github.com/ServiceWeaver/weaver v0.24.6",
+                      b->path, b->api_major, b->api_minor, b->api_patch, mv);
     }
     const char *host = wd_host_goarch();
     if (strcmp(b->arch, host) != 0)

@@ -20,6 +20,10 @@
 #define WD_BINARY_API_MAJOR 0
 #define WD_BINARY_API_MINOR 24
 #define WD_BINARY_API_PATCH 0
+/* ... and the older one it speaks too: v0.23.0 = weaver v0.23.0-v0.23.2 (control sockets, the
+ * same messages; docs/design/old-releases.md §3) */
+#define WD_BINARY_API_MINOR_OLDEST 23
+#define WD_BINARY_SUPPORTED "v0.23.0-v0.24.6" /* weaver module versions */
 
 struct wd_edge {
     char *src, *dst; /* full component names */
@@ -72,6 +76,10 @@ int wd_binary_inspect_mem(const uint8_t *data, size_t len, const char *name,
 /* wd_binary_check_supported - 0 if this engine can deploy @b: deployer API version v0.24.0 and
  * the architecture of the host. Otherwise -ENOTSUP (API version) or -ENOEXEC (architecture)
  * with *err set. */
+/* wd_binary_generation - the protocol generation @b speaks, in words, for `inspect`: "control
+ * sockets, ...", "two pipes ... (not supported yet)" or "older than weaver v0.20.0
+ * (unsupported)". A static string. */
+const char *wd_binary_generation(const struct wd_binary_info *b);
 int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **err);
 
 

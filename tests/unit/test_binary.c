@@ -593,26 +593,25 @@ static void test_unsupported_api(void **state)
     static const struct {
         const char *marker, *module, *want;
     } cases[] = {
-        {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.23.0\xe2\x9f\xa7", "v0.23.2",
-         "app uses deployer API v0.23.0 (weaver module v0.23.2); this engine supports deployer "
-         "API v0.24.0 = weaver v0.24.1-v0.24.6: rebuild the app with "
-         "github.com/ServiceWeaver/weaver v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.22.0\xe2\x9f\xa7", "v0.23.0-beta",
-         "app uses deployer API v0.22.0 (weaver module v0.23.0-beta); this engine supports "
-         "deployer API v0.24.0 = weaver v0.24.1-v0.24.6: rebuild the app with "
+         "app uses deployer API v0.22.0 (weaver module v0.23.0-beta); supported: deployer API "
+         "v0.23.0 and v0.24.0 = weaver v0.23.0-v0.24.6: rebuild the app with "
          "github.com/ServiceWeaver/weaver v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.22.0\xe2\x9f\xa7", "v0.22.0",
-         "app uses deployer API v0.22.0 (weaver module v0.22.0), whose pipe protocol is not "
-         "supported yet; this engine supports deployer API v0.24.0 = weaver v0.24.1-v0.24.6: "
-         "rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+         "app uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes "
+         "(deployer API v0.22.0), which weaver-docker does not speak yet; supported: weaver "
+         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:module=v0.21.2;deployer=v0.20.0\xe2\x9f\xa7", NULL,
-         "app uses deployer API v0.20.0 (weaver module unknown), whose pipe protocol is not "
-         "supported yet; this engine supports deployer API v0.24.0 = weaver v0.24.1-v0.24.6: "
-         "rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+         "app uses weaver unknown, whose weavelets talk to their deployer over two pipes "
+         "(deployer API v0.20.0), which weaver-docker does not speak yet; supported: weaver "
+         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:0.14.0\xe2\x9f\xa7", "v0.16.1",
-         "app uses deployer API v0.14.0 (weaver module v0.16.1), whose pipe protocol is not "
-         "supported yet; this engine supports deployer API v0.24.0 = weaver v0.24.1-v0.24.6: "
-         "rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+         "app: unsupported weaver version v0.16.1 (deployer API v0.14.0); supported: weaver "
+         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+        {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.25.0\xe2\x9f\xa7", "v0.25.0",
+         "app uses deployer API v0.25.0 (weaver module v0.25.0); supported: deployer API "
+         "v0.23.0 and v0.24.0 = weaver v0.23.0-v0.24.6: rebuild the app with "
+         "github.com/ServiceWeaver/weaver v0.24.6"},
     };
     for (size_t i = 0; i < WD_ARRAY_LEN(cases); i++) {
         char *ro = shop_rodata(cases[i].marker);
@@ -821,6 +820,10 @@ static void test_matrix_apps(void **state)
         assert_string_equal(b->edges[0].src, MAIN);
         assert_string_equal(b->edges[0].dst, "example.com/matrix/Greeter");
         assert_int_equal(b->nlisteners, 1);
+        /* v0.23.x and v0.24.x run; the pipe releases and v0.19 are refused (for now) */
+        int rc = wd_binary_check_supported(b, &err);
+        assert_int_equal(rc, apps[i].api_minor >= 23 ? 0 : -ENOTSUP);
+        wd_err_free(&err);
         wd_binary_info_free(b);
     }
 }

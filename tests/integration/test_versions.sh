@@ -1,0 +1,101 @@
+#!/bin/bash
+# Service Weaver releases (issue 14): the matrix app (tests/apps/matrix*) built with each
+# release's own `weaver generate`. v0.24.6, v0.24.3 and v0.23.2 run under `up` and `up
+# --runtime=process`: inspect names the protocol generation, an answer crosses two groups,
+# weaver's logs arrive formatted at every level, a killed Greeter replica is replaced and
+# answers again, down leaves nothing. The pipe releases (v0.22.0, v0.21.2, v0.20.0) and v0.19.0
+# are refused with one line, exit 1, and nothing left behind.
+source "$(dirname "$0")/lib.sh"
+require_engine
+APPS=$WD_ROOT/build/go/apps
+export WEAVER_DOCKER_SHIM=$WD_SHIM
+lab="label=org.weaver-docker.test=$WD_TEST_RUN"
+nothing_left() {
+    [ -z "$(docker ps -aq --filter "$lab")" ] && [ -z "$(docker network ls -q --filter "$lab")" ]
+}
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+toml() { # NAME APP PORT
+    printf '[serviceweaver]\nname = "%s"\nbinary = "%s"\n[docker]\nlisteners.matrix = {address = "localhost:%s"}\n["example.com/matrix/Greeter"]\nGreeting = "Hello"\n' \
+        "$1" "$APPS/$2" "$3" >"$WD_TMP/$1.toml"
+}
+
+run_version() { # APP MODULE GENERATION-WORDS RUNTIME
+    local app=$1 mod=$2 gen=$3 rt=$4 name port
+    name=m$(echo "$mod" | tr -dc 0-9)$rt
+    name=${name:0:20}
+    port=$(freeport)
+    toml "$name" "$app" "$port"
+    local t="$mod $rt"
+    if ! "$WD_BIN" up -d --runtime="$rt" "$WD_TMP/$name.toml" >"$WD_TMP/$name.up" 2>&1; then
+        not_ok "$t: up -d: $(tail -3 "$WD_TMP/$name.up" | tr '\n' ' ')"
+        "$WD_BIN" logs --system "$name" 2>&1 | tail -25 | sed 's/^/# /'
+        "$WD_BIN" down "$name" >/dev/null 2>&1
+        return
+    fi
+    on_cleanup "'$WD_BIN' down '$name' >/dev/null 2>&1"
+    local get="curl -fsS --max-time 5 http://127.0.0.1:$port"
+    check "$t: an answer through the listener crosses groups (Main -> Greeter)" \
+        test "$($get/hello?name=v)" = "Hello, v!"
+    check "$t: the app reports weaver $mod" test "$($get/version)" = "weaver=$mod"
+    check "$t: the Greeter logs 4 entries" test "$($get/logs)" = "logged 4 entries"
+    has_logs() {
+        "$WD_BIN" logs "$name" >"$WD_TMP/$name.logs" 2>&1
+        grep -q '^E[0-9]\{4\} .*matrix.Greeter .*│ error entry n="4" quoted="a \\"b\\""' "$WD_TMP/$name.logs" &&
+            grep -q '^W[0-9]\{4\} .*│ warn entry n="3"' "$WD_TMP/$name.logs"
+    }
+    check "$t: weaver's logs arrive formatted (levels, component, attributes)" wait_for has_logs
+    # kill the Greeter replica: it is replaced and Main reaches the new one
+    local before after
+    before=$($get/pid | sed 's/.*greeter=//')
+    if [ "$rt" = docker ]; then
+        local victim
+        victim=$(docker ps -q --filter "label=org.weaver-docker.app=$name" \
+            --filter "label=org.weaver-docker.group=matrix.Greeter" | head -1)
+        docker kill "$victim" >/dev/null 2>&1
+        replaced() { [ -n "$(docker ps -q --filter "label=org.weaver-docker.app=$name" \
+            --filter "label=org.weaver-docker.group=matrix.Greeter")" ] &&
+            [ "$($get/hello?name=w 2>/dev/null)" = "Hello, w!" ] &&
+            [ "$(docker ps -q --filter "label=org.weaver-docker.app=$name" --filter "label=org.weaver-docker.group=matrix.Greeter")" != "$victim" ]; }
+    else
+        kill -9 "$before" 2>/dev/null
+        replaced() { after=$($get/pid 2>/dev/null | sed 's/.*greeter=//') &&
+            [ -n "$after" ] && [ "$after" != "$before" ] &&
+            [ "$($get/hello?name=w 2>/dev/null)" = "Hello, w!" ]; }
+    fi
+    check "$t: a killed Greeter replica is replaced and answers again" wait_for replaced
+    "$WD_BIN" down "$name" >/dev/null 2>&1
+    check "$t: down leaves nothing" wait_for nothing_left
+}
+
+ok_versions=(matrix:v0.24.6 matrix-v0243:v0.24.3 matrix-v0232:v0.23.2)
+for av in "${ok_versions[@]}"; do
+    app=${av%%:*} mod=${av#*:}
+    [ -x "$APPS/$app" ] || { not_ok "test app $app is built (run make apps)"; continue; }
+    "$WD_BIN" inspect "$APPS/$app" >"$WD_TMP/inspect.$app" 2>&1
+    check "inspect $mod: module and protocol generation" \
+        bash -c "grep -qx 'weaver module: $mod' '$WD_TMP/inspect.$app' && grep -q '^protocol:      control sockets, deployer API v0.2[34].0' '$WD_TMP/inspect.$app'"
+    for rt in docker process; do
+        run_version "$app" "$mod" "" "$rt"
+    done
+done
+
+# refused: one line naming the version and what is supported, exit 1, nothing made
+refused() { # APP MODULE PATTERN
+    local app=$1 mod=$2
+    [ -x "$APPS/$app" ] || { not_ok "test app $app is built (run make apps)"; return; }
+    toml "r$$" "$app" "$(freeport)"
+    "$WD_BIN" up -d "$WD_TMP/r$$.toml" >"$WD_TMP/r.out" 2>"$WD_TMP/r.err"
+    local rc=$?
+    if [ "$rc" = 1 ] && [ "$(wc -l <"$WD_TMP/r.err")" = 1 ] && grep -q "$3" "$WD_TMP/r.err" &&
+        grep -q "supported: weaver v0.23.0-v0.24.6" "$WD_TMP/r.err" && nothing_left; then
+        ok "weaver $mod refused: $(cat "$WD_TMP/r.err")"
+    else
+        not_ok "weaver $mod refused (exit $rc): $(head -c 400 "$WD_TMP/r.err")"
+    fi
+    "$WD_BIN" inspect "$APPS/$app" 2>/dev/null | grep '^protocol:' | sed "s/^/# $mod: /"
+}
+refused matrix-v0220 v0.22.0 "uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes"
+refused matrix-v0212 v0.21.2 "uses weaver v0.21.2, whose weavelets talk to their deployer over two pipes"
+refused matrix-v0200 v0.20.0 "uses weaver v0.20.0, whose weavelets talk to their deployer over two pipes"
+refused matrix-v0190 v0.19.0 "unsupported weaver version v0.19.0"
+finish
