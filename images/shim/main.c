@@ -953,8 +953,8 @@ static void on_signal(void)
             S.drain_at = now_ms() + cfg.drain_ms;
         } else if (sig != SIGPIPE && !S.child_exited) {
             shim_log(SHIM_LOG_DEBUG, "forwarding signal %d", sig);
-            S.drain_at = 0;
             if (sig == SIGTERM || sig == SIGINT) {
+                S.drain_at = 0; /* the stop goes on now; any other signal leaves the drain on */
                 S.stopping = true;
                 S.orphan_at = 0;
                 health_update();

@@ -92,6 +92,24 @@ check "SIGUSR1 and SIGHUP reach the child" \
     test "$(tr '\n' ' ' <"$WD_TMP/sig.log" 2>/dev/null)" = "usr1 hup "
 "$SHIM" sh -c 'kill -TERM $PPID; sleep 0.5; exit 5'
 check "SIGTERM sent to the shim by its own child comes back to the child" test $? = 143
+# WEAVER_SHIM_DRAIN_MS: SIGTERM is held back for the drain, and another signal meanwhile (a
+# SIGHUP, SIGUSR1, SIGWINCH) is forwarded without cancelling it
+WEAVER_SHIM_DRAIN_MS=800 "$SHIM" sh -c 'trap "echo hup >>$0.log" HUP; trap "exit 9" TERM;
+               while :; do sleep 0.05; done' "$WD_TMP/drain" 2>/dev/null &
+pid=$!
+sleep 0.3
+t0=$(now_ms)
+kill -TERM $pid
+sleep 0.2
+kill -HUP $pid
+wait_exit $pid 5
+dt=$(($(now_ms) - t0))
+drc=$rc
+[ "$rc" = timeout ] && kill -INT $pid && wait_exit $pid 5 # SIGINT is never held back
+rc=$drc
+check "drain: SIGTERM passed on after WEAVER_SHIM_DRAIN_MS despite a SIGHUP (rc $rc in $dt ms)" \
+    test "$rc" = 9 -a "$dt" -ge 700
+check "drain: the SIGHUP reached the child" test "$(cat "$WD_TMP/drain.log" 2>/dev/null)" = hup
 
 # ---- zombies and the token -------------------------------------------------------------------
 "$SHIM" -- "$PEER" "$WEAVER_SHIM_DIR" --no-dial --orphans 5 --delay 0 2>/dev/null &
