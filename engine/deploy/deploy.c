@@ -1104,6 +1104,10 @@ static void kill_all(struct wd_timer *t, void *arg)
 
 static void begin_stop(struct wd_deploy *d)
 {
+    /* a stop that comes from elsewhere during a SIGTERM drain ends the drain: its next tick
+     * would stop us a second time, which means kill_now */
+    wd_timer_cancel(d->drain_timer);
+    d->drain_timer = NULL;
     if (d->stopping) {
         kill_now(d, false); /* a second Ctrl-C: do not wait */
         return;
@@ -1142,6 +1146,8 @@ static void drain_tick(struct wd_timer *t, void *arg)
     (void)t; /* NULL: the loop frees a timer before its callback */
     struct wd_deploy *d = arg;
     d->drain_timer = NULL;
+    if (d->stopping)
+        return;
     uint64_t acc = 0;
     size_t open = 0;
     for (size_t i = 0; i < d->nlisteners; i++) {
