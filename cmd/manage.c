@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,37 @@ static int run_front(const char *manager, uint16_t port, const char *const *spec
     for (size_t i = 0; i < k; i++)
         free(names[i]);
     return r;
+}
+
+/* Under a Swarm rollover a draining manager holds on while no other manager (another file's
+ * stamp) serves: until then the front, which skips a draining manager but keeps its last
+ * choice while none serves, still sends new connections here. Asked as the front
+ * asks (a status hello to every task of "manager"), with short timeouts: it runs on the loop,
+ * during the drain only. */
+struct hold {
+    uint16_t port;
+    uint64_t stamp;
+};
+
+static bool no_other_manager(struct wd_deploy *d, void *arg)
+{
+    (void)d;
+    const struct hold *h = arg;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)h->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo("manager", port, &hints, &ai) != 0)
+        return true;
+    bool newer = false;
+    for (struct addrinfo *a = ai; a && !newer; a = a->ai_next) {
+        bool ready = false;
+        uint64_t stamp = 0;
+        newer = wd_compose_status(a->ai_addr, a->ai_addrlen, 200, &ready, &stamp) == 0 && ready &&
+                stamp != h->stamp;
+    }
+    freeaddrinfo(ai);
+    return !newer;
 }
 
 /* A decimal environment value up to max, or def when unset. -EINVAL when malformed. */
@@ -227,10 +259,13 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
             wd_log_set_level(WD_LOG_INFO); /* registrations and replica changes: worth a line */
         setvbuf(stdout, NULL, _IOLBF, 0);
         wd_runtime_compose_configure(&ro);
+        struct hold hold = {.port = (uint16_t)port, .stamp = ro.stamp};
         struct wd_deploy_opts o = {.rt = &wd_runtime_compose,
                                    .ready_fd = -1,
                                    .out = stdout,
-                                   .drain_on_term_ms = (unsigned)drain_ms};
+                                   .drain_on_term_ms = (unsigned)drain_ms,
+                                   .drain_hold = ro.stamp ? no_other_manager : NULL,
+                                   .drain_hold_arg = &hold};
         r = wd_deploy_run(cfg, bin, &o, err);
     }
     wd_binary_info_free(bin);

@@ -6,7 +6,7 @@
 set -eu
 out=$1
 ver=1.7.15 rev=1+deb12u4
-pool=${WD_DEBIAN_POOL:-http://deb.debian.org/debian/pool/main/c/cjson}
+pool=${WD_DEBIAN_POOL:-https://deb.debian.org/debian/pool/main/c/cjson}
 orig=cjson_$ver.orig.tar.gz
 sums="5308fd4bd90cef7aa060558514de6a1a4a0819974a26e6ed13973c5f624c24b2  $orig
 afd19a970966cf534ff1e9ec077d710a5e7e78eb4ec9b499c8bdc32e55da12cb  cjson_$ver-$rev.debian.tar.xz"

@@ -1158,6 +1158,10 @@ static void drain_tick(struct wd_timer *t, void *arg)
     d->drain_accepted = acc;
     int64_t took = wd_now_ms() - d->drain_since_ms;
     bool quiet = d->drain_quiet * WD_DRAIN_TICK_MS >= 1000 && open == 0;
+    /* asked last, and only once the rest says "done": it may take a few hundred ms */
+    if (quiet && took >= d->opts.drain_on_term_ms && d->opts.drain_hold &&
+        d->opts.drain_hold(d, d->opts.drain_hold_arg))
+        quiet = false;
     if ((took >= d->opts.drain_on_term_ms && quiet) || took >= WD_DRAIN_MAX_MS) {
         wd_info("drained after %lld ms (%zu connection(s) open)", (long long)took, open);
         begin_stop(d);

@@ -140,6 +140,10 @@ struct wd_deploy_opts {
      * a second and none is open (at most WD_DRAIN_MAX_MS): the compose manager under a Swarm
      * rolling update, which the front leaves once the next version serves; 0 = stop at once */
     unsigned drain_on_term_ms;
+    /* ... and while this says so (the compose manager: no newer manager serves yet, so the
+     * front still sends here); NULL = never */
+    bool (*drain_hold)(struct wd_deploy *d, void *arg);
+    void *drain_hold_arg;
 };
 
 struct logjob;

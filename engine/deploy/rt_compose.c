@@ -335,7 +335,9 @@ static void hello_complete(struct cm_pending *p, const struct wd_compose_hello *
     memcpy(peer, p->peer, sizeof peer);
     pending_free(p, false);
     if (h->chan == WD_LINK_S) { /* no secret in it: whether we serve, and our file's stamp */
-        uint8_t b[WD_COMPOSE_STATUS_LEN] = {s->ready ? 1 : 0};
+        /* stopping or draining (SIGTERM): not a manager the front should move to */
+        bool serves = s->ready && !s->d->stopping && s->d->drain_timer == NULL;
+        uint8_t b[WD_COMPOSE_STATUS_LEN] = {serves ? 1 : 0};
         for (int i = 0; i < 8; i++)
             b[1 + i] = (uint8_t)(g_opts.stamp >> (56 - 8 * i));
         (void)!send(fd, b, sizeof b, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -515,7 +517,12 @@ static int c_init(struct wd_deploy *d, struct wd_error **err)
         s->hp = wd_hostports_new(d->loop, d->cfg->host_ports, d->cfg->nhost_ports,
                                  g_opts.host_name ? g_opts.host_name : "host.docker.internal", NULL,
                                  NULL);
-    s->ready_timer = wd_timer_add(d->loop, CM_READY_POLL_MS, ready_tick, s);
+    /* the health gate serves a Swarm rollover (a front and a stamp): without one, a replica's
+     * health is its own, and a group that never starts does not hold the others back */
+    if (g_opts.stamp)
+        s->ready_timer = wd_timer_add(d->loop, CM_READY_POLL_MS, ready_tick, s);
+    else
+        s->ready = true;
     wd_info("manager: waiting for shims on port %u", (unsigned)g_opts.port);
     return 0;
 }

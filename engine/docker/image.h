@@ -77,8 +77,8 @@ void wd_image_result_free(struct wd_image_result *r);
 
 /* wd_image_ensure - make sure the image for @s exists on the engine; build/load it if not.
  * Caller frees *out (wd_image_result_free). Errors: -ENOENT binary/shim missing, -ENOEXEC wrong
- * architecture or not ELF, -ELIBACC a shared library cannot be found (message names
- * CGO_ENABLED=0), -EINVAL bad app name, engine errors as in docker.h. */
+ * architecture, -EINVAL not ELF or corrupt (engine/base/elf.h) or a bad app name, -ELIBACC a
+ * shared library cannot be found (message names CGO_ENABLED=0), engine errors as in docker.h. */
 int wd_image_ensure(struct wd_docker *d, const struct wd_image_spec *s, struct wd_image_result *out,
                     struct wd_error **err);
 

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == 0 && need <= len)
             abort(); /* "more, please" must ask for more than it has */
         if (r > 0) {
-            if ((size_t)r > len || !wd_link_hello_form(buf, "AWDP") || h.token != buf + 8 ||
+            if ((size_t)r > len || !wd_link_hello_form(buf, "AWDPS") || h.token != buf + 8 ||
                 strlen(h.name) == 0)
                 abort();
             for (const char *p = h.name; *p; p++)

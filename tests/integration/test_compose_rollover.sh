@@ -120,6 +120,37 @@ if [ "$failed" != 0 ] || [ "$mixed" != 0 ]; then
     tail -5 "$WD_TMP/loop.err" | sed 's/^/# /'
 fi
 
+# back to v1 (its file, written before v2's) under sparse traffic: the draining v2 manager says
+# it no longer serves, so the front moves to v1's; v2's manager holds on until v1's serves
+rm -f "$WD_TMP/stop" "$WD_TMP/ans2"
+(
+    for i in $(seq 200); do
+        [ -e "$WD_TMP/stop" ] && break
+        curl -fsS --max-time 10 "http://127.0.0.1:$PORT/" >>"$WD_TMP/ans2" 2>>"$WD_TMP/loop.err" ||
+            echo FAIL >>"$WD_TMP/ans2"
+        sleep 0.7
+    done
+) &
+LOOP=$!
+sleep 1
+(cd / && docker stack deploy --resolve-image never -c "$WD_TMP/v1.yml" "$STACK") >"$WD_TMP/deploy3" 2>&1
+only_v1() {
+    [ "$(get)" = "main=v1 stamp=v1" ] || return 1
+    [ "$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" | wc -l)" = "$nsvc" ]
+}
+wait_for only_v1 || wait_for only_v1 || wait_for only_v1
+sleep 1
+touch "$WD_TMP/stop"
+wait "$LOOP"
+total=$(wc -l <"$WD_TMP/ans2")
+v1=$(grep -cx 'main=v1 stamp=v1' "$WD_TMP/ans2")
+v2=$(grep -cx 'main=v2 stamp=v2' "$WD_TMP/ans2")
+failed=$(grep -cx FAIL "$WD_TMP/ans2")
+diag "back to v1, a request every 0.7 s: $total requests: $v2 all-v2, $v1 all-v1, $failed failed, $((total - v1 - v2 - failed)) other"
+check "back to v1 with sparse traffic: no request failed" [ "$failed" = 0 ]
+check "... none mixed, and v1 answers at the end" \
+    bash -c "[ $((total - v1 - v2 - failed)) = 0 ] && [ '$(tail -n 1 "$WD_TMP/ans2")' = 'main=v1 stamp=v1' ]"
+
 docker stack rm "$STACK" >/dev/null 2>&1
 gone() { [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ]; }
 check "stack rm leaves no container" wait_for gone
