@@ -96,10 +96,67 @@ static char **ready_addrs(struct wd_group *g, size_t *n)
     return v;
 }
 
+static void send_routing(struct wd_replica *r, struct wd_component *c);
+
+/* The reply to an UpdateRoutingInfo: the next one for that component may go, built from the
+ * state of now. The arg names the replica by its generation, not by pointer: it may be gone. */
+struct route_tok {
+    struct wd_deploy *d;
+    uint64_t gen;
+    struct wd_component *c;
+};
+
+static struct wd_replica *replica_by_gen(struct wd_deploy *d, uint64_t gen)
+{
+    for (size_t i = 0; i < d->ngroups; i++)
+        for (int j = 0; j < d->groups[i]->nreplicas; j++)
+            if (d->groups[i]->replicas[j] && d->groups[i]->replicas[j]->gen == gen)
+                return d->groups[i]->replicas[j];
+    return NULL;
+}
+
+static struct wd_route_out *route_out(struct wd_replica *r, struct wd_component *c)
+{
+    for (size_t i = 0; i < r->nroutes; i++)
+        if (r->routes[i].c == c)
+            return &r->routes[i];
+    r->routes = xrealloc(r->routes, (r->nroutes + 1) * sizeof *r->routes);
+    r->routes[r->nroutes] = (struct wd_route_out){.c = c};
+    return &r->routes[r->nroutes++];
+}
+
+static void routing_reply(struct wd_conn *conn, const char *errmsg, const uint8_t *pb, size_t len,
+                          void *arg)
+{
+    struct route_tok *tok = arg;
+    struct wd_replica *r = replica_by_gen(tok->d, tok->gen);
+    struct wd_component *c = tok->c;
+    free(tok);
+    if (conn)
+        ignore_reply(conn, errmsg, pb, len, NULL);
+    if (r == NULL)
+        return;
+    struct wd_route_out *o = route_out(r, c);
+    o->inflight = false;
+    if (o->dirty && r->ctl && r->state != WD_R_DEAD) {
+        o->dirty = false;
+        send_routing(r, c);
+    }
+}
+
 /* Send routing info for component c to replica r (remote form, with an assignment if routed):
- * weaver multi's EqualSlices over the sorted replicas (§7.3). */
+ * weaver multi's EqualSlices over the sorted replicas (§7.3). While one is in flight, the next
+ * waits for its reply and then carries the state of that moment. */
 static void send_routing(struct wd_replica *r, struct wd_component *c)
 {
+    struct wd_route_out *o = route_out(r, c);
+    if (o->inflight) {
+        o->dirty = true;
+        return;
+    }
+    if (r->ctl == NULL)
+        return;
+    o->inflight = true;
     size_t n = 0;
     autofree char **addrs = ready_addrs(c->group, &n);
     Runtime__RoutingInfo ri = RUNTIME__ROUTING_INFO__INIT;
@@ -132,7 +189,9 @@ static void send_routing(struct wd_replica *r, struct wd_component *c)
     }
     Runtime__UpdateRoutingInfoRequest req = RUNTIME__UPDATE_ROUTING_INFO_REQUEST__INIT;
     req.routing_info = &ri;
-    call_msg(r, WD_M_UPDATE_ROUTING_INFO, &req.base, NULL, NULL);
+    struct route_tok *tok = xzalloc(sizeof *tok);
+    *tok = (struct route_tok){.d = r->d, .gen = r->gen, .c = c};
+    call_msg(r, WD_M_UPDATE_ROUTING_INFO, &req.base, routing_reply, tok);
 }
 
 static void send_local_routing(struct wd_replica *r, const char *component)
@@ -791,6 +850,7 @@ static void free_replica(struct wd_replica *r)
     for (size_t i = 0; i < r->nasked; i++)
         free(r->asked[i]);
     free(r->asked);
+    free(r->routes);
     free(r->dial_addr);
     free(r->id);
     free(r->last_exit);

@@ -62,6 +62,14 @@ struct wd_replica {
     struct wd_conn *dep; /* deployerControl: we serve */
     char **asked;        /* components this weavelet activated */
     size_t nasked;
+    /* routing updates per component: one in flight at a time, since the weavelet applies each
+     * UpdateRoutingInfo call in a goroutine of its own (two in flight may land in either order:
+     * an empty replica list after the full one left Main calling nobody) */
+    struct wd_route_out {
+        struct wd_component *c;
+        bool inflight, dirty;
+    } *routes;
+    size_t nroutes;
     int restarts;
     char *last_exit; /* how the replica before it in this slot ended ("was killed: out of
                         memory"), NULL for a first start */
