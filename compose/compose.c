@@ -165,11 +165,10 @@ static const char *net_key(const char *name, char *buf, size_t len)
     return buf;
 }
 
-/* Everything both kinds of service share: image, hardening, tmpfs, network, restart, hosts;
- * the group services also get the [docker] volumes and networks. */
-static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
+/* As up runs its containers: the image user, a read-only rootfs, no capabilities, no new
+ * privileges. Every service, the front too. */
+static void hardening(struct em *m)
 {
-    kv(m, "image", s->image);
     kv(m, "user", "65532:65532");
     str(m, "read_only");
     boolean(m, true);
@@ -181,6 +180,27 @@ static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
     seq_begin(m, true);
     str(m, "no-new-privileges:true");
     seq_end(m);
+}
+
+/* A port published on the node itself (Swarm's routing mesh needs IPVS; dnsrr forbids it). */
+static void host_mode_port(struct em *m, uint16_t port)
+{
+    map_begin(m, true);
+    str(m, "target");
+    num(m, port);
+    str(m, "published");
+    num(m, port);
+    kv(m, "protocol", "tcp");
+    kv(m, "mode", "host");
+    map_end(m);
+}
+
+/* Everything both kinds of service share: image, hardening, tmpfs, network, restart, hosts;
+ * the group services also get the [docker] volumes and networks. */
+static void common(struct em *m, const struct wd_compose_spec *s, bool weavelet)
+{
+    kv(m, "image", s->image);
+    hardening(m);
     str(m, "ulimits"); /* as up: Podman's own default cannot always be set (compose.h) */
     map_begin(m, true);
     str(m, "nofile");
@@ -425,15 +445,7 @@ static void manager(struct em *m, const struct wd_compose_spec *s)
                 str(m, buf);
                 continue;
             }
-            map_begin(m, true);
-            str(m, "target");
-            num(m, s->listeners[i].port);
-            str(m, "published");
-            num(m, s->listeners[i].port);
-            kv(m, "protocol", "tcp");
-            /* not the routing mesh: it needs IPVS (a VIP), and dnsrr forbids it */
-            kv(m, "mode", "host");
-            map_end(m);
+            host_mode_port(m, s->listeners[i].port);
         }
         seq_end(m);
     }
@@ -456,17 +468,7 @@ static void front(struct em *m, const struct wd_compose_spec *s)
     str(m, WD_COMPOSE_FRONT);
     map_begin(m, false);
     kv(m, "image", s->front_image);
-    kv(m, "user", "65532:65532");
-    str(m, "read_only");
-    boolean(m, true);
-    str(m, "cap_drop");
-    seq_begin(m, true);
-    str(m, "ALL");
-    seq_end(m);
-    str(m, "security_opt");
-    seq_begin(m, true);
-    str(m, "no-new-privileges:true");
-    seq_end(m);
+    hardening(m);
     str(m, "networks");
     seq_begin(m, true);
     str(m, WD_COMPOSE_NETWORK);
@@ -489,16 +491,8 @@ static void front(struct em *m, const struct wd_compose_spec *s)
     seq_end(m);
     str(m, "ports");
     seq_begin(m, false);
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        map_begin(m, true);
-        str(m, "target");
-        num(m, s->listeners[i].port);
-        str(m, "published");
-        num(m, s->listeners[i].port);
-        kv(m, "protocol", "tcp");
-        kv(m, "mode", "host"); /* no routing mesh: it needs IPVS */
-        map_end(m);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        host_mode_port(m, s->listeners[i].port);
     seq_end(m);
     labels(m, s, WD_COMPOSE_FRONT, NULL);
     deploy(m, 1, true, 0, 0, false);
