@@ -73,17 +73,21 @@ settled() { ! docker service ls --filter "name=${STACK}_" --format '{{.Replicas}
 wait_for settled
 front_id=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_front")
 
-# the bounded loop: a new connection per request, until $WD_TMP/stop exists (at most 6000)
-rm -f "$WD_TMP/stop" "$WD_TMP/ans"
-(
-    for i in $(seq 6000); do
-        [ -e "$WD_TMP/stop" ] && break
-        curl -fsS --max-time 10 "http://127.0.0.1:$PORT/" >>"$WD_TMP/ans" 2>>"$WD_TMP/loop.err" ||
-            echo FAIL >>"$WD_TMP/ans"
-        sleep 0.01
-    done
-) &
-LOOP=$!
+# the bounded loop: a new connection per request, one answer (or FAIL) a line in $WD_TMP/OUT,
+# a pause between requests, until $WD_TMP/stop exists (at most MAX requests)
+loop_start() { # OUT PAUSE MAX
+    rm -f "$WD_TMP/stop" "$WD_TMP/$1"
+    (
+        for i in $(seq "$3"); do
+            [ -e "$WD_TMP/stop" ] && break
+            curl -fsS --max-time 10 "http://127.0.0.1:$PORT/" >>"$WD_TMP/$1" 2>>"$WD_TMP/loop.err" ||
+                echo FAIL >>"$WD_TMP/$1"
+            sleep "$2"
+        done
+    ) &
+    LOOP=$!
+}
+loop_start ans 0.01 6000
 sleep 1
 (cd / && docker stack deploy --resolve-image never -c "$WD_TMP/v2.yml" "$STACK") >"$WD_TMP/deploy2" 2>&1
 check "docker stack deploy of v2's file over v1" grep -q "Updating service ${STACK}_manager" "$WD_TMP/deploy2"
@@ -122,16 +126,7 @@ fi
 
 # back to v1 (its file, written before v2's) under sparse traffic: the draining v2 manager says
 # it no longer serves, so the front moves to v1's; v2's manager holds on until v1's serves
-rm -f "$WD_TMP/stop" "$WD_TMP/ans2"
-(
-    for i in $(seq 200); do
-        [ -e "$WD_TMP/stop" ] && break
-        curl -fsS --max-time 10 "http://127.0.0.1:$PORT/" >>"$WD_TMP/ans2" 2>>"$WD_TMP/loop.err" ||
-            echo FAIL >>"$WD_TMP/ans2"
-        sleep 0.7
-    done
-) &
-LOOP=$!
+loop_start ans2 0.7 200
 sleep 1
 (cd / && docker stack deploy --resolve-image never -c "$WD_TMP/v1.yml" "$STACK") >"$WD_TMP/deploy3" 2>&1
 only_v1() {
