@@ -596,6 +596,8 @@ int wd_cmd_compose(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **
     if (r == 0)
         r = wd_binary_check_supported(bin, err);
     if (r == 0)
+        r = wd_binary_check_compose(bin, err);
+    if (r == 0)
         r = wd_plan_check(cfg, bin, err); /* what up checks, with the same lines */
     if (r == 0)
         r = run(ctx, input, &co, cfg, bin, err);

@@ -254,6 +254,8 @@ int wd_cmd_manage(struct wd_ctx *ctx, int argc, char **argv, struct wd_error **e
         r = wd_binary_inspect(cfg->binary, &bin, err);
     if (r == 0)
         r = wd_binary_check_supported(bin, err);
+    if (r == 0)
+        r = wd_binary_check_compose(bin, err);
     if (r == 0) {
         if (wd_log_get_level() < WD_LOG_INFO)
             wd_log_set_level(WD_LOG_INFO); /* registrations and replica changes: worth a line */

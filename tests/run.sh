@@ -72,9 +72,10 @@ run_integration() {
 # test_terminal.sh too (a paused terminal must not freeze, nor leak in, the deployer), and
 # test_cli.sh (ps, logs and down of every kind of deployment), test_metrics.sh and
 # test_scale.sh, test_profile.sh (the control API, the metrics store fed by real weavelets,
-# scaling, profiles merged), test_rollout.sh (two deployers, the split and the socket handover).
+# scaling, profiles merged), test_rollout.sh (two deployers, the split and the socket handover),
+# test_versions.sh (every weaver release: the pipe protocol of v0.20-v0.22 included).
 if [ "$only" != unit ] && [ -n "$asan" ] && [ -x "$asan/weaver-docker" ]; then
-    for t in test_process.sh test_terminal.sh test_cli.sh test_metrics.sh test_scale.sh test_profile.sh test_dashboard.sh test_rollout.sh; do
+    for t in test_process.sh test_terminal.sh test_cli.sh test_metrics.sh test_scale.sh test_profile.sh test_dashboard.sh test_rollout.sh test_versions.sh; do
         echo "== integration $t (deployer built with ASan+UBSan)"
         out=$(mktemp)
         ASAN_OPTIONS=detect_leaks=1 WD_BIN="$PWD/$asan/weaver-docker" timeout 1200 bash tests/integration/$t 2>&1 | tee "$out"

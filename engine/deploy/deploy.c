@@ -14,6 +14,7 @@
 /* protobuf-c's INIT macros cast away const and its messages hold `char *`: we hand it borrowed
  * strings for packing only. */
 #pragma GCC diagnostic ignored "-Wcast-qual"
+#include "pipes.pb-c.h"
 #include "runtime.pb-c.h"
 
 #include <cjson/cJSON.h>
@@ -429,6 +430,56 @@ void wd_replica_attach_control(struct wd_replica *r, int fd)
     req.n_sections = n;
     req.sections = ptrs;
     call_msg(r, WD_M_INIT_WEAVELET, &req.base, on_init, r);
+    free(ents);
+    free(ptrs);
+}
+
+/* A weavelet of weaver v0.20-v0.22: one stream for both directions (the two pipes, or the
+ * shim's link standing for them). */
+static void pipe_closed(struct wd_conn *c, const char *reason, void *arg)
+{
+    (void)reason;
+    struct wd_replica *r = arg;
+    wd_deploy_log_forget(r->d, NULL, c);
+    if (r->ctl == c)
+        r->ctl = NULL;
+}
+
+static void on_request(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, const uint8_t *pb,
+                       size_t len, void *arg);
+
+void wd_replica_attach_pipe(struct wd_replica *r, int fd, const char *internal_address)
+{
+    struct wd_deploy *d = r->d;
+    struct wd_conn_ops ops = {.on_request = on_request, .on_close = pipe_closed, .arg = r};
+    char name[96];
+    snprintf(name, sizeof name, "%s/%d pipes", r->g->short_name, r->slot);
+    if (r->ctl) {
+        wd_deploy_log_forget(d, NULL, r->ctl); /* closed by us: no pipe_closed */
+        wd_conn_close(r->ctl, "replaced");
+    }
+    r->ctl = wd_conn_new_pipe(d->loop, fd, &ops, name);
+    /* the handshake: EnvelopeInfo carries what WEAVELET_ARGS and InitWeavelet carry later */
+    Pipes__EnvelopeInfo info = PIPES__ENVELOPE_INFO__INIT;
+    info.app = d->app;
+    info.deployment_id = d->deployment_id;
+    info.id = r->id;
+    info.has_run_main = info.run_main = r->g->has_main;
+    info.has_mtls = info.mtls = d->mtls != NULL;
+    if (internal_address && *internal_address)
+        info.internal_address = (char *)internal_address;
+    size_t n = d->cfg->nsections;
+    Pipes__EnvelopeInfo__SectionsEntry *ents = xcalloc(n + 1, sizeof *ents);
+    Pipes__EnvelopeInfo__SectionsEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
+    for (size_t i = 0; i < n; i++) {
+        pipes__envelope_info__sections_entry__init(&ents[i]);
+        ents[i].key = d->cfg->sections[i].name;
+        ents[i].value = d->cfg->sections[i].text;
+        ptrs[i] = &ents[i];
+    }
+    info.n_sections = n;
+    info.sections = ptrs;
+    call_msg(r, WD_M_INIT_WEAVELET, &info.base, on_init, r);
     free(ents);
     free(ptrs);
 }
@@ -994,8 +1045,10 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     wd_timer_cancel(r->retire_timer);
     r->retire_timer = NULL;
     wd_operate_replica_gone(d, r);
-    if (r->ctl)
+    if (r->ctl) {
+        wd_deploy_log_forget(r->d, NULL, r->ctl); /* a pipe stream also carries logs */
         wd_conn_close(r->ctl, "weavelet exited");
+    }
     if (r->dep) {
         wd_deploy_log_forget(r->d, NULL, r->dep); /* closed by us: no dep_closed */
         wd_conn_close(r->dep, "weavelet exited");

@@ -235,6 +235,10 @@ struct wd_replica *wd_group_add_replica(struct wd_group *g);
 struct wd_group *wd_deploy_find_group(struct wd_deploy *d, const char *name);
 void wd_replica_attach_control(struct wd_replica *r, int fd);
 void wd_replica_attach_deployer(struct wd_replica *r, int fd);
+/* A weavelet of weaver v0.20-v0.22 (wd_binary_pipes): fd is its one control stream, both ways
+ * (engine/weaver/pipe.h); the handshake goes out at once, with internal_address
+ * ("localhost:0", "NAME:0") as the address its data plane listens on. */
+void wd_replica_attach_pipe(struct wd_replica *r, int fd, const char *internal_address);
 void wd_replica_output(struct wd_replica *r, const char *stream, const char *line);
 /* The weavelet is gone: how (e.g. "exited with status 2") and its exit code (-1 unknown). */
 void wd_replica_exited(struct wd_replica *r, const char *how, int code);

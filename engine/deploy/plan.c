@@ -76,10 +76,29 @@ static int check_groups(const struct wd_config *cfg, const struct wd_binary_info
     return 0;
 }
 
+/* What a weaver release cannot do, said before anything starts. */
+static int check_release(const struct wd_config *cfg, const struct wd_binary_info *bin,
+                         struct wd_error **err)
+{
+    /* v0.20-v0.22 build their mTLS client configs in a loop whose closures share one
+     * variable (Go < 1.22 loop semantics, no copy): every VerifyServerCertificate names the
+     * last registered component, so no server of another group would ever be accepted */
+    if (cfg->mtls && wd_binary_pipes(bin))
+        return wd_err(err, ENOTSUP,
+                      "%s: [docker] mtls = true does not work with weaver %s: its weavelets name "
+                      "the wrong component when they check a server's certificate (fixed in "
+                      "weaver v0.23.0); remove mtls or rebuild the app with "
+                      "github.com/ServiceWeaver/weaver v0.24.6",
+                      shown(cfg), bin->module_version ? bin->module_version : "v0.20-v0.22");
+    return 0;
+}
+
 int wd_plan_check(const struct wd_config *cfg, const struct wd_binary_info *bin,
                   struct wd_error **err)
 {
-    int r = check_listeners(cfg, bin, err);
+    int r = check_release(cfg, bin, err);
+    if (r == 0)
+        r = check_listeners(cfg, bin, err);
     return r < 0 ? r : check_groups(cfg, bin, err);
 }
 

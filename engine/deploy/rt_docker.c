@@ -384,7 +384,12 @@ static void on_link(struct wd_watch *w, int fd, unsigned ev, void *arg)
         x->ww = NULL;
         x->wtries = 0;
         int f = WD_STEAL_FD(x->wfd);
-        wd_replica_attach_control(r, f);
+        if (wd_binary_pipes(r->d->bin)) { /* the link carries the weavelet's two pipes */
+            autofree char *internal = xasprintf("%s:0", x->name);
+            wd_replica_attach_pipe(r, f, internal);
+        } else {
+            wd_replica_attach_control(r, f);
+        }
     } else {
         x->dw = NULL;
         x->dtries = 0;
@@ -771,7 +776,8 @@ static void done_launch(struct job *j)
         return;
     }
     link_start(r, 'W');
-    link_start(r, 'D');
+    if (!wd_binary_pipes(s->d->bin))
+        link_start(r, 'D'); /* weaver v0.20-v0.22 has no deployerControl: all on 'W' */
     plinks_start(r);
 }
 
@@ -826,7 +832,9 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
             c->env[c->nenv++] = xstrdup(cfg->env.v[i]);
     for (size_t i = 0; i < denv->n; i++)
         c->env[c->nenv++] = xstrdup(denv->v[i]);
-    c->env[c->nenv++] = xasprintf("WEAVELET_ARGS=%s", args);
+    /* weaver v0.20-v0.22: no WEAVELET_ARGS; the shim hands the weavelet its pipes */
+    c->env[c->nenv++] = wd_binary_pipes(d->bin) ? xstrdup("WEAVER_SHIM_PIPES=1")
+                                                : xasprintf("WEAVELET_ARGS=%s", args);
     c->env[c->nenv++] = xasprintf("WEAVER_SHIM_TOKEN=%s", s->token_hex);
     /* weaver's packages create $HOME/.local at init; the rootfs is read-only, /tmp a tmpfs */
     c->env[c->nenv++] = xstrdup("HOME=/tmp");

@@ -191,13 +191,24 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     if (strlen(p->ctl_path) > 107)
         return wd_err(err, ENAMETOOLONG, "control socket path %s is over 107 bytes (set TMPDIR)",
                       p->ctl_path);
-    int lfd = unix_listen(p->dep_path, err);
-    if (lfd < 0)
-        return lfd;
-    p->lfd = lfd;
-    p->lw = wd_watch_add(d->loop, lfd, WD_EV_IN, on_dep_accept, r);
-    autofree char *redirect = xasprintf("unix://%s", p->dep_path);
-    autofree char *args = wd_replica_weavelet_args(r, p->ctl_path, redirect, "localhost:0");
+    /* weaver v0.20-v0.22: one socket stands for both pipes (the weavelet reads fd 3 and writes
+     * fd 4; it does not care that they are one socket), and the handshake replaces
+     * WEAVELET_ARGS */
+    bool pipes = wd_binary_pipes(d->bin);
+    int sp[2] = {-1, -1};
+    autofree char *args = NULL;
+    if (pipes) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+            return wd_err_sys(err, errno, "socketpair");
+    } else {
+        int lfd = unix_listen(p->dep_path, err);
+        if (lfd < 0)
+            return lfd;
+        p->lfd = lfd;
+        p->lw = wd_watch_add(d->loop, lfd, WD_EV_IN, on_dep_accept, r);
+        autofree char *redirect = xasprintf("unix://%s", p->dep_path);
+        args = wd_replica_weavelet_args(r, p->ctl_path, redirect, "localhost:0");
+    }
 
     /* envp: ours, then WEAVELET_ARGS, then [serviceweaver] env, then the group's [docker] env
      * and env_file (later entries win, as in Go): the same variables as in a container */
@@ -206,18 +217,23 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     size_t ne = 0;
     while (environ[ne])
         ne++;
-    char **envp = xcalloc(ne + d->cfg->env.n + genv->n + 2, sizeof *envp);
+    char **envp = xcalloc(ne + d->cfg->env.n + genv->n + 3, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < ne; i++) {
         char *e = environ[i];
-        bool overridden = strncmp(e, "WEAVELET_ARGS=", 14) == 0;
+        bool overridden = strncmp(e, "WEAVELET_ARGS=", 14) == 0 ||
+                          strncmp(e, "ENVELOPE_TO_WEAVELET_FD=", 24) == 0 ||
+                          strncmp(e, "WEAVELET_TO_ENVELOPE_FD=", 24) == 0;
         for (size_t l = 0; l < 2 && !overridden; l++)
             overridden = wd_env_has_key(lists[l], e);
         if (!overridden)
             envp[k++] = e;
     }
-    char *wa = xasprintf("WEAVELET_ARGS=%s", args);
+    char *wa = pipes ? xstrdup("ENVELOPE_TO_WEAVELET_FD=3") : xasprintf("WEAVELET_ARGS=%s", args);
     envp[k++] = wa;
+    static char to_envelope[] = "WEAVELET_TO_ENVELOPE_FD=4";
+    if (pipes)
+        envp[k++] = to_envelope;
     /* Go keeps the first of two entries with one name: leave out what [docker] env replaces */
     for (size_t j = 0; j < d->cfg->env.n; j++)
         if (!wd_env_has_key(genv, d->cfg->env.v[j]))
@@ -237,6 +253,8 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
                 close(pout[i]);
             if (perr[i] >= 0)
                 close(perr[i]);
+            if (sp[i] >= 0)
+                close(sp[i]);
         }
         free(envp);
         free(argv);
@@ -256,11 +274,19 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        int devnull = open("/dev/null", O_RDONLY);
+        int pipefd = pipes ? fcntl(sp[1], F_DUPFD, 10) : -1; /* above 0-4 before they move */
+        if (pipes && pipefd < 0)
+            _exit(126);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (devnull >= 0)
             dup2(devnull, 0);
         dup2(pout[1], 1);
         dup2(perr[1], 2);
+        if (pipes) {
+            dup2(pipefd, 3);
+            dup2(pipefd, 4);
+            close(pipefd);
+        }
         execve(argv[0], argv, envp);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -268,12 +294,16 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     int fe = errno;
     close(pout[1]);
     close(perr[1]);
+    if (pipes)
+        close(sp[1]);
     free(envp);
     free(argv);
     free(wa);
     if (pid < 0) {
         close(pout[0]);
         close(perr[0]);
+        if (pipes)
+            close(sp[0]);
         return wd_err_sys(err, fe, "fork");
     }
     setpgid(pid, pid);
@@ -286,7 +316,12 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     }
     wd_debug("group %s replica %d: pid %d, weavelet %s", r->g->short_name, r->slot, (int)pid,
              r->id);
-    schedule_dial(r);
+    if (pipes) {
+        fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK);
+        wd_replica_attach_pipe(r, sp[0], "localhost:0");
+    } else {
+        schedule_dial(r);
+    }
     return 0;
 }
 

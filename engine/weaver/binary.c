@@ -725,6 +725,19 @@ static enum generation generation(const struct wd_binary_info *b)
     return GEN_OTHER;
 }
 
+bool wd_binary_pipes(const struct wd_binary_info *b) { return generation(b) == GEN_PIPES; }
+
+int wd_binary_check_compose(const struct wd_binary_info *b, struct wd_error **err)
+{
+    if (!wd_binary_pipes(b))
+        return 0;
+    return wd_err(err, ENOTSUP,
+                  "%s uses weaver %s, whose weavelets talk to their deployer over two pipes: "
+                  "compose files need weaver v0.23.0 or later; run it with 'weaver-docker up', "
+                  "or rebuild the app with github.com/ServiceWeaver/weaver v0.24.6",
+                  b->path, b->module_version ? b->module_version : "v0.20-v0.22");
+}
+
 const char *wd_binary_generation(const struct wd_binary_info *b)
 {
     switch (generation(b)) {
@@ -737,7 +750,10 @@ const char *wd_binary_generation(const struct wd_binary_info *b)
     case GEN_SOCKETS_23:
         return "control sockets, deployer API v0.23.0, 49-byte RPC headers (weaver v0.23.x)";
     case GEN_PIPES:
-        return "two pipes (weaver v0.20-v0.22): not supported yet";
+        return b->api_minor == 22 ? "two pipes, deployer API v0.22.0, 49-byte RPC headers (weaver "
+                                    "v0.22.0)"
+                                  : "two pipes, deployer API v0.20.0, 49-byte RPC headers (weaver "
+                                    "v0.20.0-v0.21.x)";
     case GEN_ANCIENT:
         return "older than weaver v0.20.0: unsupported";
     case GEN_OTHER:
@@ -754,12 +770,7 @@ int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **
     case GEN_SOCKETS_23:
         break;
     case GEN_PIPES:
-        return wd_err(err, ENOTSUP,
-                      "%s uses weaver %s, whose weavelets talk to their deployer over two pipes "
-                      "(deployer API v%d.%d.%d), which weaver-docker does not speak yet; "
-                      "supported: weaver " WD_BINARY_SUPPORTED ": rebuild the app with "
-                      "github.com/ServiceWeaver/weaver v0.24.6",
-                      b->path, mv, b->api_major, b->api_minor, b->api_patch);
+        break;
     case GEN_ANCIENT:
         return wd_err(err, ENOTSUP,
                       "%s: unsupported weaver version %s (deployer API v%d.%d.%d); supported: "
@@ -768,8 +779,9 @@ int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **
                       b->path, mv, b->api_major, b->api_minor, b->api_patch);
     case GEN_OTHER:
         return wd_err(err, ENOTSUP,
-                      "%s uses deployer API v%d.%d.%d (weaver module %s); supported: deployer API "
-                      "v0.23.0 and v0.24.0 = weaver " WD_BINARY_SUPPORTED ": rebuild the app "
+                      "%s uses deployer API v%d.%d.%d with weaver module %s, which no weaver "
+                      "release this engine knows has; supported: weaver " WD_BINARY_SUPPORTED
+                      " (deployer API v0.20.0, v0.22.0, v0.23.0, v0.24.0): rebuild the app "
                       "with github.com/ServiceWeaver/weaver v0.24.6",
                       b->path, b->api_major, b->api_minor, b->api_patch, mv);
     }

@@ -20,10 +20,11 @@
 #define WD_BINARY_API_MAJOR 0
 #define WD_BINARY_API_MINOR 24
 #define WD_BINARY_API_PATCH 0
-/* ... and the older one it speaks too: v0.23.0 = weaver v0.23.0-v0.23.2 (control sockets, the
- * same messages; docs/design/old-releases.md §3) */
+/* ... and the older ones it speaks too: v0.23.0 = weaver v0.23.0-v0.23.2 (control sockets, the
+ * same messages; docs/design/old-releases.md §3), v0.22.0 and v0.20.0 = weaver v0.20.0-v0.22.0
+ * (two pipes, engine/weaver/pipe.h; §4) */
 #define WD_BINARY_API_MINOR_OLDEST 23
-#define WD_BINARY_SUPPORTED "v0.23.0-v0.24.6" /* weaver module versions */
+#define WD_BINARY_SUPPORTED "v0.20.0-v0.24.6" /* weaver module versions */
 
 struct wd_edge {
     char *src, *dst; /* full component names */
@@ -73,13 +74,18 @@ int wd_binary_inspect(const char *path, struct wd_binary_info **out, struct wd_e
 int wd_binary_inspect_mem(const uint8_t *data, size_t len, const char *name,
                           struct wd_binary_info **out, struct wd_error **err);
 
-/* wd_binary_check_supported - 0 if this engine can deploy @b: deployer API version v0.24.0 and
- * the architecture of the host. Otherwise -ENOTSUP (API version) or -ENOEXEC (architecture)
+/* wd_binary_check_supported - 0 if this engine can deploy @b: weaver v0.20.0-v0.24.6 (deployer
+ * API v0.20.0, v0.22.0, v0.23.0, v0.24.0) and the architecture of the host. Otherwise -ENOTSUP (API version) or -ENOEXEC (architecture)
  * with *err set. */
 /* wd_binary_generation - the protocol generation @b speaks, in words, for `inspect`: "control
- * sockets, ...", "two pipes ... (not supported yet)" or "older than weaver v0.20.0
- * (unsupported)". A static string. */
+ * sockets, ...", "two pipes, ..." or "older than weaver v0.20.0: unsupported". A static
+ * string. */
 const char *wd_binary_generation(const struct wd_binary_info *b);
+/* Whether @b's weavelets speak the two-pipe protocol (weaver v0.20.0-v0.22.0). */
+bool wd_binary_pipes(const struct wd_binary_info *b);
+/* 0 if `compose` (its manager and shims) can run @b: not for the pipe releases (-ENOTSUP with
+ * one line saying so and what to do). */
+int wd_binary_check_compose(const struct wd_binary_info *b, struct wd_error **err);
 int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **err);
 
 

@@ -31,6 +31,15 @@ struct wd_conn_ops {
  * message at once; calls made before the peer's version reply are queued. */
 struct wd_conn *wd_conn_new(struct wd_loop *l, int fd, bool client, enum wd_rpc_hdr_fmt fmt,
                             const struct wd_conn_ops *ops, const char *name);
+/* The same over the one stream of a weavelet of weaver v0.20.0-v0.22.0 (two pipes, or a socket
+ * standing for both: engine/weaver/pipe.h). It plays both roles: our calls become EnvelopeMsg
+ * requests, and the weavelet's requests, log entries (as a LogBatch of one) and spans reach
+ * ops.on_request. The first call must be WD_M_INIT_WEAVELET with a packed pipes.EnvelopeInfo
+ * (not an InitWeaveletRequest); its reply is the WeaveletInfo, whose numbers are those of
+ * InitWeaveletReply. Replies to LogBatch and HandleTraceSpans send nothing: they let reading go
+ * on once fewer than 64 are unanswered. */
+struct wd_conn *wd_conn_new_pipe(struct wd_loop *l, int fd, const struct wd_conn_ops *ops,
+                                 const char *name);
 /* Call a weaveletControl method with argument pb. fn runs exactly once (also on close). */
 void wd_conn_call(struct wd_conn *c, enum wd_rpc_method m, const uint8_t *pb, size_t len,
                   wd_call_fn fn, void *arg);

@@ -134,8 +134,12 @@ static struct {
     socklen_t mgr_addrlen;
     char wid[SHIM_MGR_ID_MAX + 1];
     int64_t dial_at[2]; /* next dial of 'W' [0] and 'D' [1]; 0 = none */
+    /* WEAVER_SHIM_PIPES: our end of the weavelet's pipes until a 'W' link takes it; the
+     * weavelet's end, given to the child as fds 3 and 4 */
+    int pipe_fd, pipe_child;
     int dial_ms[2];     /* backoff */
-} S = {.ep = -1, .sigfd = -1, .tcp_fd = -1, .unix_fd = -1, .mgr_fd = -1};
+} S = {.ep = -1, .sigfd = -1, .tcp_fd = -1, .unix_fd = -1, .mgr_fd = -1, .pipe_fd = -1,
+       .pipe_child = -1};
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -544,6 +548,18 @@ static void hello_done(struct shim_conn *c)
     shim_log(SHIM_LOG_INFO, "link %c#%llu from %s authenticated", chan,
              (unsigned long long)c->seq, c->peer);
     links_changed();
+    if (chan == 'W' && cfg.pipes) {
+        /* weaver v0.20-v0.22: the link is the weavelet's pipe stream, once */
+        if (S.pipe_fd < 0) {
+            conn_close(c, "the weavelet's pipes are already linked");
+            return;
+        }
+        side_attach(&c->side[1], S.pipe_fd);
+        S.pipe_fd = -1;
+        ctl_ready();
+        conn_kick(c);
+        return;
+    }
     if (chan == 'W') {
         w_connect(c);
         return;
@@ -978,6 +994,12 @@ static pid_t spawn(char **argv)
             (void)signal(sig, SIG_DFL);
     sigprocmask(SIG_SETMASK, &S.orig_mask, NULL);
     setpgid(0, 0);
+    if (S.pipe_child >= 0) { /* the weavelet reads fd 3 and writes fd 4: one socket for both */
+        int t = fcntl(S.pipe_child, F_DUPFD, 10);
+        if (t < 0 || dup2(t, 3) < 0 || dup2(t, 4) < 0)
+            _exit(126);
+        close(t);
+    }
     execvp(argv[0], argv);
     int e = errno;
     char msg[256];
@@ -1357,7 +1379,7 @@ static int64_t run_timers(int64_t now)
         shim_log(SHIM_LOG_WARN, "the weavelet ignored SIGTERM: sending SIGKILL");
         kill_group(SIGKILL);
     }
-    if (!S.ctl_seen && !S.child_exited) {
+    if (!S.ctl_seen && !S.child_exited && !cfg.pipes) {
         if (now >= S.probe_at) {
             struct stat st;
             if (stat(S.ctl_addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -1442,7 +1464,8 @@ static void usage(FILE *f)
           "  WEAVER_SHIM_MANAGER (HOST:PORT: register with a manager and dial it),\n"
           "  WEAVER_SHIM_GROUP (the colocation group to register as),\n"
           "  WEAVER_SHIM_HOST_PORTS (5432,3306: localhost ports relayed to the host),\n"
-          "  WEAVER_SHIM_DRAIN_MS (0: after SIGTERM, serve this long before passing it on)\n",
+          "  WEAVER_SHIM_DRAIN_MS (0: after SIGTERM, serve this long before passing it on),\n"
+          "  WEAVER_SHIM_PIPES (1: a weaver v0.20-v0.22 weavelet, on fds 3 and 4)\n",
           f);
 }
 
@@ -1489,9 +1512,25 @@ int main(int argc, char **argv)
     if (cfg.manager)
         mgr_register(); /* blocks until the manager gave us WEAVELET_ARGS */
 
+    if (cfg.pipes) {
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+            shim_die("socketpair: %s", strerror(errno));
+        (void)fcntl(sp[0], F_SETFL, O_NONBLOCK); /* ours only: the weavelet's end blocks */
+        S.pipe_fd = sp[0];
+        S.pipe_child = sp[1];
+        unsetenv("WEAVER_SHIM_PIPES");
+        if (setenv("ENVELOPE_TO_WEAVELET_FD", "3", 1) < 0 ||
+            setenv("WEAVELET_TO_ENVELOPE_FD", "4", 1) < 0)
+            shim_die("setenv: %s", strerror(errno));
+    }
     S.child = spawn(argv + cfg.prog);
     if (S.child < 0)
         shim_die("fork: %s", strerror(errno));
+    if (S.pipe_child >= 0) {
+        close(S.pipe_child);
+        S.pipe_child = -1;
+    }
     shim_log(SHIM_LOG_DEBUG, "started %s as %d", argv[cfg.prog], (int)S.child);
     health_update();
     if (cfg.manager) {

@@ -132,6 +132,11 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
             return cfg_fail(cfg, "WEAVER_SHIM_DRAIN_MS '%.20s' is not 0-%d", v, SHIM_MAX_DRAIN_MS);
         cfg->drain_ms = (unsigned)n;
     }
+    if ((v = cfg_env(envp, "WEAVER_SHIM_PIPES")) != NULL) {
+        if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
+            return cfg_fail(cfg, "WEAVER_SHIM_PIPES '%.20s' is not 0 or 1", v);
+        cfg->pipes = v[0] == '1';
+    }
     if ((v = cfg_env(envp, "WEAVER_SHIM_LOG")) != NULL) {
         if (strcmp(v, "debug") == 0)
             cfg->log_level = SHIM_LOG_DEBUG;
@@ -194,6 +199,8 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
         if (!cfg->link)
             return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS needs WEAVER_SHIM_TOKEN");
     }
+    if (cfg->pipes && (!cfg->link || cfg->manager))
+        return cfg_fail(cfg, "WEAVER_SHIM_PIPES needs WEAVER_SHIM_TOKEN and no WEAVER_SHIM_MANAGER");
     if (cfg->manager && (!cfg->link || !cfg->group[0]))
         return cfg_fail(cfg, "WEAVER_SHIM_MANAGER needs WEAVER_SHIM_TOKEN and WEAVER_SHIM_GROUP");
     return 0;

@@ -165,6 +165,28 @@ diag "shim rss=${hwm1}KiB size=${size}B (outside a container: ${rss0} KiB at sta
 check "binary <= 200 KiB ($size B)" test "$size" -le 204800
 check "RSS <= 1 MiB (${hwm1} KiB peak)" test "${hwm1:-99999}" -le 1024
 
+# ---- pipe releases (weaver v0.20-v0.22): WEAVER_SHIM_PIPES --------------------------------------
+# The "weavelet" checks what a pipe weavelet is given (fds 3 and 4 named in its environment, no
+# WEAVER_SHIM_PIPES), then echoes fd 3 to fd 4 until EOF: the link's end must reach it.
+PORT=$(free_port)
+WEAVER_SHIM_TOKEN=$TOKEN WEAVER_SHIM_PORT=$PORT WEAVER_SHIM_DIR=$WD_TMP/p1 WEAVER_SHIM_PIPES=1 \
+    WEAVER_SHIM_ORPHAN_SECS=0 "$SHIM" sh -c '[ "$ENVELOPE_TO_WEAVELET_FD" = 3 ] &&
+        [ "$WEAVELET_TO_ENVELOPE_FD" = 4 ] && [ -z "${WEAVER_SHIM_PIPES+x}" ] || exit 3
+        exec cat <&3 >&4' 2>"$WD_TMP/p1.log" &
+SPID=$!
+on_cleanup "kill -KILL $SPID"
+wait_for python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))"
+check "pipes: the W link reaches the weavelet's fds 3 and 4; a second W link is refused" \
+    drive pipes
+wait_exit $SPID 5
+check "pipes: the link's end is the weavelet's EOF: it exits 0 (got $rc)" test "$rc" = 0
+WEAVER_SHIM_PIPES=1 "$SHIM" true 2>"$WD_TMP/p2.log"
+rc=$?
+check "WEAVER_SHIM_PIPES without a token exits 125 (got $rc)" \
+    sh -c "[ $rc = 125 ] && grep -q 'WEAVER_SHIM_PIPES needs WEAVER_SHIM_TOKEN' '$WD_TMP/p2.log'"
+WEAVER_SHIM_TOKEN=$TOKEN WEAVER_SHIM_PIPES=yes "$SHIM" true 2>/dev/null
+check "WEAVER_SHIM_PIPES=yes exits 125" test $? -eq 125
+
 # ---- orphan rule -----------------------------------------------------------------------------
 PORT=$(free_port)
 D2=$WD_TMP/b2

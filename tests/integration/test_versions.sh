@@ -1,10 +1,11 @@
 #!/bin/bash
 # Service Weaver releases (issue 14): the matrix app (tests/apps/matrix*) built with each
-# release's own `weaver generate`. v0.24.6, v0.24.3 and v0.23.2 run under `up` and `up
-# --runtime=process`: inspect names the protocol generation, an answer crosses two groups,
-# weaver's logs arrive formatted at every level, a killed Greeter replica is replaced and
-# answers again, down leaves nothing. The pipe releases (v0.22.0, v0.21.2, v0.20.0) and v0.19.0
-# are refused with one line, exit 1, and nothing left behind.
+# release's own `weaver generate`. v0.24.6, v0.24.3, v0.23.2 (control sockets) and v0.22.0,
+# v0.21.2, v0.20.0 (two pipes) run under `up` and `up --runtime=process`: inspect names the
+# protocol generation, an answer crosses two groups, weaver's logs arrive formatted at every
+# level, a killed Greeter replica is replaced and answers again, down leaves nothing. `compose`
+# refuses a pipe release with one line; v0.19.0 is refused with one line, exit 1, and nothing
+# left behind.
 source "$(dirname "$0")/lib.sh"
 require_engine
 APPS=$WD_ROOT/build/go/apps
@@ -67,13 +68,21 @@ run_version() { # APP MODULE GENERATION-WORDS RUNTIME
     check "$t: down leaves nothing" wait_for nothing_left
 }
 
-ok_versions=(matrix:v0.24.6 matrix-v0243:v0.24.3 matrix-v0232:v0.23.2)
+# APP:MODULE:PROTOCOL (the start of inspect's protocol line)
+ok_versions=(
+    "matrix:v0.24.6:control sockets, deployer API v0.24.0"
+    "matrix-v0243:v0.24.3:control sockets, deployer API v0.24.0"
+    "matrix-v0232:v0.23.2:control sockets, deployer API v0.23.0"
+    "matrix-v0220:v0.22.0:two pipes, deployer API v0.22.0"
+    "matrix-v0212:v0.21.2:two pipes, deployer API v0.20.0"
+    "matrix-v0200:v0.20.0:two pipes, deployer API v0.20.0"
+)
 for av in "${ok_versions[@]}"; do
-    app=${av%%:*} mod=${av#*:}
+    IFS=: read -r app mod proto <<<"$av"
     [ -x "$APPS/$app" ] || { not_ok "test app $app is built (run make apps)"; continue; }
     "$WD_BIN" inspect "$APPS/$app" >"$WD_TMP/inspect.$app" 2>&1
-    check "inspect $mod: module and protocol generation" \
-        bash -c "grep -qx 'weaver module: $mod' '$WD_TMP/inspect.$app' && grep -q '^protocol:      control sockets, deployer API v0.2[34].0' '$WD_TMP/inspect.$app'"
+    check "inspect $mod: module and protocol generation ($proto)" \
+        bash -c "grep -qx 'weaver module: $mod' '$WD_TMP/inspect.$app' && grep -q '^protocol:      $proto' '$WD_TMP/inspect.$app'"
     for rt in docker process; do
         run_version "$app" "$mod" "" "$rt"
     done
@@ -87,15 +96,40 @@ refused() { # APP MODULE PATTERN
     "$WD_BIN" up -d "$WD_TMP/r$$.toml" >"$WD_TMP/r.out" 2>"$WD_TMP/r.err"
     local rc=$?
     if [ "$rc" = 1 ] && [ "$(wc -l <"$WD_TMP/r.err")" = 1 ] && grep -q "$3" "$WD_TMP/r.err" &&
-        grep -q "supported: weaver v0.23.0-v0.24.6" "$WD_TMP/r.err" && nothing_left; then
+        grep -q "supported: weaver v0.20.0-v0.24.6" "$WD_TMP/r.err" && nothing_left; then
         ok "weaver $mod refused: $(cat "$WD_TMP/r.err")"
     else
         not_ok "weaver $mod refused (exit $rc): $(head -c 400 "$WD_TMP/r.err")"
     fi
     "$WD_BIN" inspect "$APPS/$app" 2>/dev/null | grep '^protocol:' | sed "s/^/# $mod: /"
 }
-refused matrix-v0220 v0.22.0 "uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes"
-refused matrix-v0212 v0.21.2 "uses weaver v0.21.2, whose weavelets talk to their deployer over two pipes"
-refused matrix-v0200 v0.20.0 "uses weaver v0.20.0, whose weavelets talk to their deployer over two pipes"
 refused matrix-v0190 v0.19.0 "unsupported weaver version v0.19.0"
+
+# what a pipe release cannot do is said at up, in one line: mutual TLS (its weavelets name the
+# wrong component when they check a server's certificate)
+if [ -x "$APPS/matrix-v0220" ]; then
+    toml "t$$" matrix-v0220 "$(freeport)"
+    sed -i 's/^\[docker\]$/[docker]\nmtls = true/' "$WD_TMP/t$$.toml"
+    "$WD_BIN" up -d "$WD_TMP/t$$.toml" >"$WD_TMP/t.out" 2>"$WD_TMP/t.err"
+    rc=$?
+    if [ "$rc" = 1 ] && [ "$(wc -l <"$WD_TMP/t.err")" = 1 ] && nothing_left &&
+        grep -q "mtls = true does not work with weaver v0.22.0: its weavelets name the wrong component" "$WD_TMP/t.err"; then
+        ok "mtls refused for weaver v0.22.0: $(cat "$WD_TMP/t.err")"
+    else
+        not_ok "mtls refused for weaver v0.22.0 (exit $rc): $(head -c 400 "$WD_TMP/t.err")"
+    fi
+fi
+
+# compose runs its manager and shims without us: the pipe releases are refused there, in one line
+if [ -x "$APPS/matrix-v0220" ]; then
+    toml "c$$" matrix-v0220 "$(freeport)"
+    "$WD_BIN" compose -o "$WD_TMP/c.yml" "$WD_TMP/c$$.toml" >"$WD_TMP/c.out" 2>"$WD_TMP/c.err"
+    rc=$?
+    if [ "$rc" = 1 ] && [ "$(wc -l <"$WD_TMP/c.err")" = 1 ] && [ ! -e "$WD_TMP/c.yml" ] &&
+        grep -q "uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes: compose files need weaver v0.23.0 or later; run it with 'weaver-docker up'" "$WD_TMP/c.err"; then
+        ok "compose refuses weaver v0.22.0: $(cat "$WD_TMP/c.err")"
+    else
+        not_ok "compose refuses weaver v0.22.0 (exit $rc): $(head -c 400 "$WD_TMP/c.err")"
+    fi
+fi
 finish

@@ -172,6 +172,17 @@ elif SCENARIO == "health":  # ARGS: the health command
     s.close()
     time.sleep(0.3)
     run_health(ARGS, False)  # no link open
+elif SCENARIO == "pipes":  # WEAVER_SHIM_PIPES: the first W link carries fds 3/4, the only one
+    s = link(b"W")
+    for i in range(5):
+        echo(s, b"pipe %d\n" % i)
+    s2 = socket.create_connection((HOST, PORT), timeout=5)
+    s2.sendall(hello(b"W"))
+    if not expect_eof(s2):
+        fail("a second W link was not refused")
+    s2.close()
+    echo(s, b"still linked\n")
+    s.close()
 elif SCENARIO == "link-close":  # one link, then the deployer goes away
     s = link(b"W")
     echo(s, b"bye")

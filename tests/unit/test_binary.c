@@ -594,24 +594,17 @@ static void test_unsupported_api(void **state)
         const char *marker, *module, *want;
     } cases[] = {
         {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.22.0\xe2\x9f\xa7", "v0.23.0-beta",
-         "app uses deployer API v0.22.0 (weaver module v0.23.0-beta); supported: deployer API "
-         "v0.23.0 and v0.24.0 = weaver v0.23.0-v0.24.6: rebuild the app with "
-         "github.com/ServiceWeaver/weaver v0.24.6"},
-        {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.22.0\xe2\x9f\xa7", "v0.22.0",
-         "app uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes "
-         "(deployer API v0.22.0), which weaver-docker does not speak yet; supported: weaver "
-         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
-        {"\xe2\x9f\xa6wEaVeRvErSiOn:module=v0.21.2;deployer=v0.20.0\xe2\x9f\xa7", NULL,
-         "app uses weaver unknown, whose weavelets talk to their deployer over two pipes "
-         "(deployer API v0.20.0), which weaver-docker does not speak yet; supported: weaver "
-         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+         "app uses deployer API v0.22.0 with weaver module v0.23.0-beta, which no weaver release "
+         "this engine knows has; supported: weaver v0.20.0-v0.24.6 (deployer API v0.20.0, "
+         "v0.22.0, v0.23.0, v0.24.0): rebuild the app with github.com/ServiceWeaver/weaver "
+         "v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:0.14.0\xe2\x9f\xa7", "v0.16.1",
          "app: unsupported weaver version v0.16.1 (deployer API v0.14.0); supported: weaver "
-         "v0.23.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
+         "v0.20.0-v0.24.6: rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
         {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.25.0\xe2\x9f\xa7", "v0.25.0",
-         "app uses deployer API v0.25.0 (weaver module v0.25.0); supported: deployer API "
-         "v0.23.0 and v0.24.0 = weaver v0.23.0-v0.24.6: rebuild the app with "
-         "github.com/ServiceWeaver/weaver v0.24.6"},
+         "app uses deployer API v0.25.0 with weaver module v0.25.0, which no weaver release this "
+         "engine knows has; supported: weaver v0.20.0-v0.24.6 (deployer API v0.20.0, v0.22.0, "
+         "v0.23.0, v0.24.0): rebuild the app with github.com/ServiceWeaver/weaver v0.24.6"},
     };
     for (size_t i = 0; i < WD_ARRAY_LEN(cases); i++) {
         char *ro = shop_rodata(cases[i].marker);
@@ -622,6 +615,44 @@ static void test_unsupported_api(void **state)
         assert_int_equal(inspect_synth(&s, &b, &err), 0);
         assert_int_equal(wd_binary_check_supported(b, &err), -ENOTSUP);
         assert_string_equal(err->msg, cases[i].want);
+        wd_err_free(&err);
+        wd_binary_info_free(b);
+        wd_buf_free(&bi);
+        free(ro);
+    }
+}
+
+/* The pipe releases are deployed by `up`; `compose` refuses them in one line. */
+static void test_pipe_releases(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *marker, *module, *proto, *compose;
+    } cases[] = {
+        {"\xe2\x9f\xa6wEaVeRvErSiOn:deployer=v0.22.0\xe2\x9f\xa7", "v0.22.0",
+         "two pipes, deployer API v0.22.0, 49-byte RPC headers (weaver v0.22.0)",
+         "app uses weaver v0.22.0, whose weavelets talk to their deployer over two pipes: compose "
+         "files need weaver v0.23.0 or later; run it with 'weaver-docker up', or rebuild the app "
+         "with github.com/ServiceWeaver/weaver v0.24.6"},
+        {"\xe2\x9f\xa6wEaVeRvErSiOn:module=v0.21.2;deployer=v0.20.0\xe2\x9f\xa7", NULL,
+         "two pipes, deployer API v0.20.0, 49-byte RPC headers (weaver v0.20.0-v0.21.x)",
+         "app uses weaver v0.20-v0.22, whose weavelets talk to their deployer over two pipes: "
+         "compose files need weaver v0.23.0 or later; run it with 'weaver-docker up', or rebuild "
+         "the app with github.com/ServiceWeaver/weaver v0.24.6"},
+    };
+    for (size_t i = 0; i < WD_ARRAY_LEN(cases); i++) {
+        char *ro = shop_rodata(cases[i].marker);
+        struct wd_buf bi = buildinfo("go1.21.0", cases[i].module, true);
+        struct synth s = {.rodata = ro, .rodata_len = strlen(ro), .bi = bi.data, .bi_len = bi.len};
+        struct wd_binary_info *b = NULL;
+        struct wd_error *err = NULL;
+        assert_int_equal(inspect_synth(&s, &b, &err), 0);
+        assert_int_equal(wd_binary_check_supported(b, &err), 0);
+        assert_true(wd_binary_pipes(b));
+        assert_int_equal(b->hdr_fmt, WD_RPC_HDR_FIXED49);
+        assert_string_equal(wd_binary_generation(b), cases[i].proto);
+        assert_int_equal(wd_binary_check_compose(b, &err), -ENOTSUP);
+        assert_string_equal(err->msg, cases[i].compose);
         wd_err_free(&err);
         wd_binary_info_free(b);
         wd_buf_free(&bi);
@@ -820,9 +851,10 @@ static void test_matrix_apps(void **state)
         assert_string_equal(b->edges[0].src, MAIN);
         assert_string_equal(b->edges[0].dst, "example.com/matrix/Greeter");
         assert_int_equal(b->nlisteners, 1);
-        /* v0.23.x and v0.24.x run; the pipe releases and v0.19 are refused (for now) */
+        /* v0.20.0-v0.24.6 run (pipes below v0.23); v0.19 is refused */
         int rc = wd_binary_check_supported(b, &err);
-        assert_int_equal(rc, apps[i].api_minor >= 23 ? 0 : -ENOTSUP);
+        assert_int_equal(rc, apps[i].api_minor >= 20 ? 0 : -ENOTSUP);
+        assert_int_equal(wd_binary_pipes(b), apps[i].api_minor == 20 || apps[i].api_minor == 22);
         wd_err_free(&err);
         wd_binary_info_free(b);
     }
@@ -834,7 +866,9 @@ int main(void)
         cmocka_unit_test(test_synthetic_v0246),   cmocka_unit_test(test_module_versions),
         cmocka_unit_test(test_no_buildinfo_fallback), cmocka_unit_test(test_elf32_and_arch),
         cmocka_unit_test(test_not_elf_and_truncated), cmocka_unit_test(test_not_weaver),
-        cmocka_unit_test(test_unsupported_api),   cmocka_unit_test(test_dynamic_synthetic),
+        cmocka_unit_test(test_unsupported_api),
+        cmocka_unit_test(test_pipe_releases),
+        cmocka_unit_test(test_dynamic_synthetic),
         cmocka_unit_test(test_bin_ls),            cmocka_unit_test(test_files),
         cmocka_unit_test(test_real_apps),         cmocka_unit_test(test_matrix_apps),
     };

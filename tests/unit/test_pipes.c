@@ -3,20 +3,28 @@
  * weaver's own Go envelope of the same release (tests/fixtures/weaver-v0.2{0,1,2}.*, written by
  * tests/fixtures/harness/regen.sh; docs/design/old-releases.md).
  *
- * The engine has no pipe codec yet; this test proves the field numbers: the outer message is
- * walked by hand, every inner message is unpacked with our protobuf-c types (proto/runtime.proto,
- * v0.24.6 field numbers) and packed again byte for byte, the request/reply pairing of the two
- * directions is checked, and every whole frame is re-encoded from its parts. */
+ * First the field numbers: the outer message is walked by hand, every inner message is unpacked
+ * with our protobuf-c types (proto/runtime.proto, v0.24.6 field numbers) and packed again byte
+ * for byte, the request/reply pairing of the two directions is checked, and every whole frame is
+ * re-encoded from its parts. Then the engine's codec (engine/weaver/pipe.c): every message the
+ * Go envelope wrote is written again by our encoders byte for byte, every message a weavelet
+ * wrote is framed by our reader (fed in pieces) and decoded to the right kind, method and id. */
 #include "tests/unit/wd_test.h"
 #include "engine/base/util.h"
+#include "engine/weaver/conn.h"
+#include "engine/weaver/pipe.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "pipes.pb-c.h"
 #include "runtime.pb-c.h"
 
 /* ---- fixture loading (same format as the control-socket captures) ------------------------ */
@@ -552,6 +560,487 @@ static void test_pipes_exact(void **state)
     wd_buf_free(&r);
 }
 
+
+/* ---- the engine's codec against the captures --------------------------------------------- */
+
+static enum wd_rpc_method env_request_method(uint32_t f)
+{
+    static const enum wd_rpc_method m[] = {
+        [3] = WD_M_GET_HEALTH,   [4] = WD_M_GET_METRICS,          [5] = WD_M_GET_LOAD,
+        [6] = WD_M_GET_PROFILE,  [7] = WD_M_UPDATE_ROUTING_INFO,  [8] = WD_M_UPDATE_COMPONENTS,
+    };
+    assert_true(f >= 3 && f <= 8);
+    return m[f];
+}
+
+static enum wd_rpc_method env_reply_method(uint32_t f)
+{
+    static const enum wd_rpc_method m[] = {
+        [10] = WD_M_ACTIVATE_COMPONENT,        [11] = WD_M_GET_LISTENER_ADDRESS,
+        [12] = WD_M_EXPORT_LISTENER,           [13] = WD_M_VERIFY_CLIENT_CERTIFICATE,
+        [14] = WD_M_VERIFY_SERVER_CERTIFICATE, [15] = WD_M_GET_SELF_CERTIFICATE,
+    };
+    assert_true(f >= 10 && f <= 15);
+    return m[f];
+}
+
+/* The Go envelope's message, written again by wd_pipe_*_encode. For a failed reply without its
+ * field the method does not matter to the bytes: ActivateComponent stands in. */
+static void reencode_envelope(const struct frame *f, size_t *n_handshake, size_t *n_req,
+                              size_t *n_rep)
+{
+    struct field fs[8];
+    size_t k = fields(f->data + 4, f->len - 4, fs, WD_ARRAY_LEN(fs));
+    int64_t id = 0;
+    const struct field *body = NULL;
+    char *err = NULL;
+    for (size_t i = 0; i < k; i++) {
+        if (fs[i].num == 1)
+            id = (int64_t)fs[i].v;
+        else if (fs[i].num == 9)
+            err = xstrndup((const char *)fs[i].p, fs[i].len);
+        else
+            body = &fs[i];
+    }
+    struct wd_buf out = {0};
+    if (id == 0) {
+        assert_non_null(body);
+        assert_int_equal(body->num, 2);
+        /* our EnvelopeInfo type packs what it unpacked, map order kept */
+        Pipes__EnvelopeInfo *info = pipes__envelope_info__unpack(NULL, body->len, body->p);
+        assert_non_null(info);
+        assert_int_equal(info->n_sections, 2);
+        size_t sz = pipes__envelope_info__get_packed_size(info);
+        uint8_t *packed = xmalloc(sz + 1);
+        pipes__envelope_info__pack(info, packed);
+        wd_pipe_handshake_encode(&out, packed, sz);
+        free(packed);
+        pipes__envelope_info__free_unpacked(info, NULL);
+        (*n_handshake)++;
+    } else if (id > 0) {
+        assert_non_null(body);
+        assert_int_equal(wd_pipe_request_encode(&out, id, env_request_method(body->num), body->p,
+                                                body->len),
+                         0);
+        (*n_req)++;
+    } else {
+        enum wd_rpc_method m = body ? env_reply_method(body->num) : WD_M_ACTIVATE_COMPONENT;
+        assert_int_equal(wd_pipe_reply_encode(&out, -id, m, body ? body->p : NULL,
+                                              body ? body->len : 0, err),
+                         0);
+        (*n_rep)++;
+    }
+    assert_int_equal(out.len, f->len);
+    assert_memory_equal(out.data, f->data, f->len);
+    wd_buf_free(&out);
+    free(err);
+}
+
+static void codec_version(const char *dir)
+{
+    static const char *const labels[] = {"W1", "W2"};
+    size_t hs = 0, req = 0, rep = 0, kinds[WD_PIPE_REPLY + 1] = {0}, id_only = 0, failed = 0;
+    for (size_t w = 0; w < WD_ARRAY_LEN(labels); w++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, "%s/%s-envelope-to-weavelet.txt", dir, labels[w]);
+        snprintf(p2, sizeof p2, "%s/%s-weavelet-to-envelope.txt", dir, labels[w]);
+        struct frame *e, *l;
+        size_t ne, nl;
+        load(p1, &e, &ne);
+        load(p2, &l, &nl);
+        for (size_t i = 0; i < ne; i++)
+            reencode_envelope(&e[i], &hs, &req, &rep);
+        /* the weavelet's stream, fed to the reader in pieces of 1, 2, 3 ... 7 bytes */
+        struct wd_buf all = {0};
+        for (size_t i = 0; i < nl; i++)
+            wd_buf_append(&all, l[i].data, l[i].len);
+        struct wd_pipe_reader rd = {0};
+        size_t pos = 0, got = 0, step = 1;
+        while (pos < all.len || rd.in.len > rd.done) {
+            size_t take = all.len - pos < step ? all.len - pos : step;
+            wd_buf_append(&rd.in, all.data + pos, take);
+            pos += take;
+            step = step % 7 + 1;
+            const uint8_t *msg;
+            size_t len;
+            int r;
+            while ((r = wd_pipe_reader_next(&rd, &msg, &len)) == 1) {
+                assert_true(got < nl);
+                assert_int_equal(len, l[got].len - 4);
+                assert_memory_equal(msg, l[got].data + 4, len);
+                struct wd_pipe_msg pm;
+                const char *why = NULL;
+                assert_int_equal(wd_pipe_weavelet_decode(msg, len, &pm, &why), 0);
+                assert_true(got > 0 || pm.kind == WD_PIPE_HELLO); /* the handshake first */
+                kinds[pm.kind]++;
+                if (pm.kind == WD_PIPE_REPLY && pm.m == WD_M_UNKNOWN && pm.err == NULL)
+                    id_only++;
+                if (pm.err)
+                    failed++;
+                if (pm.kind == WD_PIPE_REQUEST || pm.kind == WD_PIPE_REPLY)
+                    assert_true(pm.id > 0);
+                if (pm.kind == WD_PIPE_HELLO) {
+                    Runtime__InitWeaveletReply *h =
+                        runtime__init_weavelet_reply__unpack(NULL, pm.len, pm.pb);
+                    assert_non_null(h);
+                    assert_true(strncmp(h->dial_addr, "tcp://", 6) == 0);
+                    runtime__init_weavelet_reply__free_unpacked(h, NULL);
+                }
+                wd_pipe_msg_free(&pm);
+                got++;
+            }
+            assert_int_equal(r, 0);
+            if (take == 0)
+                break;
+        }
+        assert_int_equal(got, nl);
+        wd_pipe_reader_free(&rd);
+        wd_buf_free(&all);
+        free_frames(e, ne);
+        free_frames(l, nl);
+    }
+    assert_int_equal(hs, 2);
+    assert_true(req >= 6 && rep >= 6);
+    assert_int_equal(kinds[WD_PIPE_HELLO], 2);
+    assert_true(kinds[WD_PIPE_LOG] >= 20 && kinds[WD_PIPE_REQUEST] >= 3 &&
+                kinds[WD_PIPE_REPLY] >= 6);
+    assert_true(id_only >= 1 && failed >= 2);
+    print_message("%s: %zu envelope messages written again byte for byte; weavelet messages: %zu "
+                  "requests, %zu replies (%zu id-only, %zu errors), %zu log entries, %zu span "
+                  "batches\n",
+                  dir, hs + req + rep, kinds[WD_PIPE_REQUEST], kinds[WD_PIPE_REPLY], id_only,
+                  failed, kinds[WD_PIPE_LOG], kinds[WD_PIPE_TRACE]);
+}
+
+static void test_codec_captures(void **state)
+{
+    (void)state;
+    codec_version("tests/fixtures/weaver-v0.22.0");
+    codec_version("tests/fixtures/weaver-v0.21.2");
+    codec_version("tests/fixtures/weaver-v0.20.0");
+}
+
+/* What the decoder refuses, and the reader's cap. */
+static void test_codec_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *hex, *why;
+    } bad[] = {
+        {"ffffff", "malformed WeaveletMsg"},
+        {"", "an empty WeaveletMsg"},
+        {"0803", "a WeaveletMsg with an id and no request"},
+        {"08033200", "a weavelet reply without a negative id"},       /* id 3 + health reply */
+        {"08fdffffffffffffffff016200", "a weavelet request without a positive id"},
+        {"1a001a00", NULL},                                            /* log twice: last wins */
+        {"1a002200", "a WeaveletMsg with two payloads"},
+        {"08011a00", "a one-way WeaveletMsg with an id or an error"},
+        {"2a016f1200", "a one-way WeaveletMsg with an id or an error"}, /* error + info */
+    };
+    for (size_t i = 0; i < WD_ARRAY_LEN(bad); i++) {
+        uint8_t b[32];
+        ssize_t n = wd_unhex(bad[i].hex, b, sizeof b);
+        assert_true(n >= 0);
+        struct wd_pipe_msg pm;
+        const char *why = NULL;
+        int r = wd_pipe_weavelet_decode(b, (size_t)n, &pm, &why);
+        if (bad[i].why == NULL) {
+            assert_int_equal(r, 0);
+        } else {
+            assert_int_equal(r, -EPROTO);
+            assert_string_equal(why, bad[i].why);
+        }
+        wd_pipe_msg_free(&pm);
+    }
+    /* a length over the cap is refused before any data; a length at the cap waits */
+    struct wd_pipe_reader rd = {0};
+    const uint8_t *msg;
+    size_t len;
+    uint8_t l[4];
+    wd_put_u32le(l, WD_PIPE_MAX_MSG + 1);
+    wd_buf_append(&rd.in, l, 3);
+    assert_int_equal(wd_pipe_reader_next(&rd, &msg, &len), 0);
+    wd_buf_append(&rd.in, l + 3, 1);
+    assert_int_equal(wd_pipe_reader_next(&rd, &msg, &len), -EMSGSIZE);
+    wd_pipe_reader_free(&rd);
+    wd_put_u32le(l, WD_PIPE_MAX_MSG);
+    wd_buf_append(&rd.in, l, 4);
+    assert_int_equal(wd_pipe_reader_next(&rd, &msg, &len), 0);
+    wd_pipe_reader_free(&rd);
+    /* methods the pipes do not carry that way */
+    struct wd_buf out = {0};
+    assert_int_equal(wd_pipe_request_encode(&out, 1, WD_M_INIT_WEAVELET, NULL, 0), -ENOTSUP);
+    assert_int_equal(wd_pipe_request_encode(&out, 1, WD_M_ACTIVATE_COMPONENT, NULL, 0), -ENOTSUP);
+    assert_int_equal(wd_pipe_reply_encode(&out, 1, WD_M_LOG_BATCH, NULL, 0, NULL), -ENOTSUP);
+    assert_int_equal(wd_pipe_reply_encode(&out, 0, WD_M_ACTIVATE_COMPONENT, NULL, 0, NULL),
+                     -ENOTSUP);
+    assert_int_equal(out.len, 0);
+    /* an empty successful reply still carries its field: 52 00 */
+    assert_int_equal(wd_pipe_reply_encode(&out, 1, WD_M_ACTIVATE_COMPONENT, NULL, 0, NULL), 0);
+    uint8_t want[17];
+    assert_int_equal(wd_unhex("0d00000008ffffffffffffffffff015200", want, sizeof want), 17);
+    assert_int_equal(out.len, 17);
+    assert_memory_equal(out.data, want, 17);
+    wd_buf_free(&out);
+}
+
+/* ---- the connection (engine/weaver/conn.c, pipe mode) on a socketpair ------------------- */
+
+/* WeaveletMsg{id, field: body}, framed: what a weavelet writes. */
+static void wmsg(struct wd_buf *b, int64_t id, unsigned field, const void *body, size_t n)
+{
+    struct wd_buf m = {0};
+    if (id) {
+        put_varint(&m, 1 << 3);
+        put_varint(&m, (uint64_t)id);
+    }
+    if (field) {
+        put_varint(&m, (uint64_t)field << 3 | 2);
+        put_varint(&m, n);
+        wd_buf_append(&m, body, n);
+    }
+    uint8_t l[4];
+    wd_put_u32le(l, (uint32_t)m.len);
+    wd_buf_append(b, l, 4);
+    wd_buf_append(b, m.data, m.len);
+    wd_buf_free(&m);
+}
+
+struct cstate {
+    struct wd_loop *loop;
+    struct wd_conn *c;
+    char *init, *health, *routing, *load; /* "ok:<len>" or the error */
+    size_t logs, spans, unanswered_logs;
+    uint64_t activate_id;
+    char *closed;
+    int sp[2];
+    int phase;
+    bool answer_logs; /* from phase 1 on, log entries are answered as they come */
+    struct wd_conn_ops ops;
+};
+
+static void note(char **dst, const char *err, size_t len)
+{
+    free(*dst);
+    *dst = err ? xstrdup(err) : xasprintf("ok:%zu", len);
+}
+
+static void on_init_c(struct wd_conn *c, const char *e, const uint8_t *p, size_t n, void *a)
+{
+    (void)c;
+    (void)p;
+    note(&((struct cstate *)a)->init, e, n);
+}
+static void on_health_c(struct wd_conn *c, const char *e, const uint8_t *p, size_t n, void *a)
+{
+    (void)c;
+    (void)p;
+    note(&((struct cstate *)a)->health, e, n);
+}
+static void on_routing_c(struct wd_conn *c, const char *e, const uint8_t *p, size_t n, void *a)
+{
+    (void)c;
+    (void)p;
+    note(&((struct cstate *)a)->routing, e, n);
+}
+static void on_load_c(struct wd_conn *c, const char *e, const uint8_t *p, size_t n, void *a)
+{
+    (void)c;
+    (void)p;
+    note(&((struct cstate *)a)->load, e, n);
+}
+
+static void on_req_c(struct wd_conn *c, uint64_t id, enum wd_rpc_method m, const uint8_t *pb,
+                     size_t len, void *arg)
+{
+    (void)c;
+    struct cstate *st = arg;
+    if (m == WD_M_LOG_BATCH) { /* a batch of one entry: 0a <len> entry */
+        Runtime__LogEntryBatch *b = runtime__log_entry_batch__unpack(NULL, len, pb);
+        assert_non_null(b);
+        assert_int_equal(b->n_entries, 1);
+        runtime__log_entry_batch__free_unpacked(b, NULL);
+        assert_int_equal(id, 0);
+        st->logs++;
+        if (st->answer_logs)
+            wd_conn_reply(c, id, m, NULL, 0, NULL);
+        else
+            st->unanswered_logs++; /* answered later, by the test */
+    } else if (m == WD_M_HANDLE_TRACE_SPANS) {
+        st->spans++;
+        wd_conn_reply(c, id, m, NULL, 0, NULL);
+    } else {
+        assert_int_equal(m, WD_M_ACTIVATE_COMPONENT);
+        st->activate_id = id;
+    }
+}
+
+static void on_close_c(struct wd_conn *c, const char *reason, void *arg)
+{
+    (void)c;
+    struct cstate *st = arg;
+    free(st->closed);
+    st->closed = xstrdup(reason);
+}
+
+static const uint8_t info[] = {0x0a, 0x01, 'a'}; /* EnvelopeInfo{app "a"} */
+static const uint8_t entry[] = {0x0a, 0x01, 'a'};  /* LogEntry{app "a"} */
+
+/* The loop runs once (wd_loop_stop is final): the test goes on in phases, a timer apart. */
+static void phase(struct wd_timer *t, void *arg);
+
+static void next_phase(struct cstate *st, int ms) { wd_timer_add(st->loop, ms, phase, st); }
+
+/* What the weavelet's side reads: the framed EnvelopeMsgs, split. */
+static size_t read_envelope(int fd, Pipes__EnvelopeMsg **out, size_t max)
+{
+    uint8_t buf[8192];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    assert_true(n > 0);
+    struct wd_pipe_reader r = {0};
+    wd_buf_append(&r.in, buf, (size_t)n);
+    const uint8_t *m;
+    size_t len, k = 0;
+    while (wd_pipe_reader_next(&r, &m, &len) == 1) {
+        assert_true(k < max);
+        out[k] = pipes__envelope_msg__unpack(NULL, len, m);
+        assert_non_null(out[k]);
+        k++;
+    }
+    assert_int_equal(r.in.len, r.done); /* nothing partial */
+    wd_pipe_reader_free(&r);
+    return k;
+}
+
+static void test_conn_pipe(void **state)
+{
+    (void)state;
+    struct cstate st = {0};
+    struct wd_error *err = NULL;
+    assert_int_equal(wd_loop_new(NULL, 0, NULL, NULL, &st.loop, &err), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st.sp), 0);
+    st.ops = (struct wd_conn_ops){.on_request = on_req_c, .on_close = on_close_c, .arg = &st};
+    st.c = wd_conn_new_pipe(st.loop, st.sp[0], &st.ops, "test pipes");
+    wd_conn_call(st.c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, &st);
+    wd_conn_call(st.c, WD_M_GET_HEALTH, NULL, 0, on_health_c, &st);          /* id 1 */
+    wd_conn_call(st.c, WD_M_UPDATE_ROUTING_INFO, NULL, 0, on_routing_c, &st); /* id 2 */
+    wd_conn_call(st.c, WD_M_GET_LOAD, NULL, 0, on_load_c, &st);               /* id 3 */
+
+    /* the weavelet: its info, 100 log entries, a span batch, the replies, a request */
+    static const uint8_t winfo[] = {0x0a, 0x03, 't', 'c', 'p', 0x1a, 0x02, 0x10, 0x16};
+    static const uint8_t health[] = {0x08, 0x01};
+    static const uint8_t activate[] = {0x0a, 0x01, 'C'};
+    struct wd_buf w = {0};
+    wmsg(&w, 0, 2, winfo, sizeof winfo);
+    for (int i = 0; i < 100; i++)
+        wmsg(&w, 0, 3, entry, sizeof entry);
+    wmsg(&w, 0, 4, "", 0);
+    wmsg(&w, -2, 0, NULL, 0);                    /* local UpdateRoutingInfo: only the id */
+    wmsg(&w, -1, 6, health, sizeof health);      /* GetHealth: HEALTHY */
+    wmsg(&w, -3, 0, NULL, 0);                    /* GetLoad with only the id: an error */
+    wmsg(&w, -99, 6, health, sizeof health);     /* an unknown id: dropped */
+    wmsg(&w, 5, 12, activate, sizeof activate);  /* ActivateComponent, id 5 */
+    assert_int_equal(send(st.sp[1], w.data, w.len, 0), (ssize_t)w.len);
+    wd_buf_free(&w);
+
+    next_phase(&st, 100);
+    assert_int_equal(wd_loop_run(st.loop, &err), 0);
+    assert_int_equal(st.phase, 6);
+    wd_loop_drain(st.loop);
+    wd_loop_free(st.loop);
+    free(st.init);
+    free(st.health);
+    free(st.routing);
+    free(st.load);
+    free(st.closed);
+}
+
+static void phase(struct wd_timer *t, void *arg)
+{
+    (void)t;
+    struct cstate *st = arg;
+    switch (st->phase++) {
+    case 0:
+        assert_string_equal(st->init, "ok:9");
+        /* reading stops once 64 entries are unanswered: nothing after them was read yet */
+        assert_int_equal(st->logs, 64);
+        assert_null(st->health);
+        for (; st->unanswered_logs; st->unanswered_logs--)
+            wd_conn_reply(st->c, 0, WD_M_LOG_BATCH, NULL, 0, NULL);
+        st->answer_logs = true;
+        next_phase(st, 100);
+        break;
+    case 1:
+        assert_int_equal(st->logs, 100);
+        assert_int_equal(st->spans, 1);
+        assert_string_equal(st->health, "ok:2");
+        assert_string_equal(st->routing, "ok:0");
+        assert_string_equal(st->load, "nil GetLoadReply received from weavelet");
+        assert_int_equal(st->activate_id, 5);
+        wd_conn_reply(st->c, 5, WD_M_ACTIVATE_COMPONENT, NULL, 0, NULL);
+        wd_conn_reply(st->c, 0, WD_M_LOG_BATCH, NULL, 0, NULL); /* one-way: writes nothing */
+        next_phase(st, 30);
+        break;
+    case 2: {
+        /* what the weavelet read: the handshake, three requests, the reply {id -5, 52 00} */
+        Pipes__EnvelopeMsg *e[8];
+        size_t n = read_envelope(st->sp[1], e, WD_ARRAY_LEN(e));
+        assert_int_equal(n, 5);
+        assert_false(e[0]->has_id);
+        assert_non_null(e[0]->envelope_info);
+        assert_string_equal(e[0]->envelope_info->app, "a");
+        assert_true(e[1]->has_id && e[1]->id == 1 && e[1]->has_get_health_request);
+        assert_true(e[2]->has_id && e[2]->id == 2 && e[2]->has_update_routing_info_request);
+        assert_true(e[3]->has_id && e[3]->id == 3 && e[3]->has_get_load_request);
+        assert_true(e[4]->has_id && e[4]->id == -5 && e[4]->has_activate_component_reply);
+        assert_int_equal(e[4]->activate_component_reply.len, 0);
+        assert_null(e[4]->error);
+        for (size_t i = 0; i < n; i++)
+            pipes__envelope_msg__free_unpacked(e[i], NULL);
+        /* a second handshake is refused at once, without writing */
+        wd_conn_call(st->c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, st);
+        assert_string_equal(st->init, "the pipe handshake happens once per weavelet");
+        /* the weavelet goes away: the connection closes, a pending call learns why */
+        wd_conn_call(st->c, WD_M_GET_HEALTH, NULL, 0, on_health_c, st);
+        next_phase(st, 20);
+        break;
+    }
+    case 3: {
+        uint8_t junk[256]; /* read it first: closing with unread bytes would be a reset */
+        assert_true(recv(st->sp[1], junk, sizeof junk, MSG_DONTWAIT) > 0);
+        close(st->sp[1]);
+        next_phase(st, 50);
+        break;
+    }
+    case 4: {
+        assert_non_null(st->closed);
+        assert_non_null(strstr(st->closed, "connection closed by peer"));
+        assert_non_null(strstr(st->health, "connection closed by peer"));
+        /* a weavelet whose first message is not its info is dropped */
+        free(st->closed);
+        st->closed = NULL;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st->sp), 0);
+        st->c = wd_conn_new_pipe(st->loop, st->sp[0], &st->ops, "test pipes 2");
+        wd_conn_call(st->c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, st);
+        struct wd_buf w = {0};
+        wmsg(&w, 0, 3, entry, sizeof entry);
+        assert_int_equal(send(st->sp[1], w.data, w.len, 0), (ssize_t)w.len);
+        wd_buf_free(&w);
+        next_phase(st, 50);
+        break;
+    }
+    case 5:
+        assert_non_null(st->closed);
+        assert_non_null(
+            strstr(st->closed, "the first message from the weavelet must contain weavelet info"));
+        assert_non_null(
+            strstr(st->init, "the first message from the weavelet must contain weavelet info"));
+        close(st->sp[1]);
+        wd_loop_stop(st->loop);
+        break;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +1048,9 @@ int main(void)
         cmocka_unit_test(test_pipes_v0212),
         cmocka_unit_test(test_pipes_v0200),
         cmocka_unit_test(test_pipes_exact),
+        cmocka_unit_test(test_codec_captures),
+        cmocka_unit_test(test_codec_refusals),
+        cmocka_unit_test(test_conn_pipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
