@@ -1046,7 +1046,8 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     r->retire_timer = NULL;
     wd_operate_replica_gone(d, r);
     if (r->ctl) {
-        wd_deploy_log_forget(r->d, NULL, r->ctl); /* a pipe stream also carries logs */
+        wd_conn_flush_input(r->ctl); /* a pipe stream carries the logs: its last words */
+        wd_deploy_log_forget(r->d, NULL, r->ctl);
         wd_conn_close(r->ctl, "weavelet exited");
     }
     if (r->dep) {

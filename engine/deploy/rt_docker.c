@@ -818,9 +818,11 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     x->name = container_name(d, r);
     struct launch_ctx *c = xzalloc(sizeof *c);
     autofree char *internal = xasprintf("%s:0", x->name);
-    autofree char *args = wd_replica_weavelet_args(r, WD_SHIM_DIR "/control.sock",
-                                                   "unix://" WD_SHIM_DIR "/deployer.sock",
-                                                   internal);
+    bool pipes = wd_binary_pipes(d->bin); /* weaver v0.20-v0.22: the handshake carries these */
+    autofree char *args = pipes ? NULL
+                                : wd_replica_weavelet_args(r, WD_SHIM_DIR "/control.sock",
+                                                           "unix://" WD_SHIM_DIR "/deployer.sock",
+                                                           internal);
     const struct wd_config *cfg = d->cfg;
     const struct wd_group_cfg *gc = group_cfg(cfg, r->g);
     const struct wd_strv *denv = gc ? &gc->env : &cfg->docker_env;
@@ -833,8 +835,8 @@ static int d_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     for (size_t i = 0; i < denv->n; i++)
         c->env[c->nenv++] = xstrdup(denv->v[i]);
     /* weaver v0.20-v0.22: no WEAVELET_ARGS; the shim hands the weavelet its pipes */
-    c->env[c->nenv++] = wd_binary_pipes(d->bin) ? xstrdup("WEAVER_SHIM_PIPES=1")
-                                                : xasprintf("WEAVELET_ARGS=%s", args);
+    c->env[c->nenv++] = pipes ? xstrdup("WEAVER_SHIM_PIPES=1")
+                              : xasprintf("WEAVELET_ARGS=%s", args);
     c->env[c->nenv++] = xasprintf("WEAVER_SHIM_TOKEN=%s", s->token_hex);
     /* weaver's packages create $HOME/.local at init; the rootfs is read-only, /tmp a tmpfs */
     c->env[c->nenv++] = xstrdup("HOME=/tmp");

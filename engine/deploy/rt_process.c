@@ -188,9 +188,6 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
     unsigned n = ++s->seq;
     p->ctl_path = xasprintf("%s/w%u.sock", s->dir, n);
     p->dep_path = xasprintf("%s/d%u.sock", s->dir, n);
-    if (strlen(p->ctl_path) > 107)
-        return wd_err(err, ENAMETOOLONG, "control socket path %s is over 107 bytes (set TMPDIR)",
-                      p->ctl_path);
     /* weaver v0.20-v0.22: one socket stands for both pipes (the weavelet reads fd 3 and writes
      * fd 4; it does not care that they are one socket), and the handshake replaces
      * WEAVELET_ARGS */
@@ -201,6 +198,9 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
             return wd_err_sys(err, errno, "socketpair");
     } else {
+        if (strlen(p->ctl_path) > 107)
+            return wd_err(err, ENAMETOOLONG,
+                          "control socket path %s is over 107 bytes (set TMPDIR)", p->ctl_path);
         int lfd = unix_listen(p->dep_path, err);
         if (lfd < 0)
             return lfd;
@@ -230,10 +230,10 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
             envp[k++] = e;
     }
     char *wa = pipes ? xstrdup("ENVELOPE_TO_WEAVELET_FD=3") : xasprintf("WEAVELET_ARGS=%s", args);
+    autofree char *wa2 = pipes ? xstrdup("WEAVELET_TO_ENVELOPE_FD=4") : NULL;
     envp[k++] = wa;
-    static char to_envelope[] = "WEAVELET_TO_ENVELOPE_FD=4";
     if (pipes)
-        envp[k++] = to_envelope;
+        envp[k++] = wa2;
     /* Go keeps the first of two entries with one name: leave out what [docker] env replaces */
     for (size_t j = 0; j < d->cfg->env.n; j++)
         if (!wd_env_has_key(genv, d->cfg->env.v[j]))
@@ -277,9 +277,12 @@ static int p_launch(struct wd_deploy *d, struct wd_replica *r, struct wd_error *
         int pipefd = pipes ? fcntl(sp[1], F_DUPFD, 10) : -1; /* above 0-4 before they move */
         if (pipes && pipefd < 0)
             _exit(126);
-        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (devnull >= 0)
+        int devnull = open("/dev/null", O_RDONLY); /* may be 0 itself: no O_CLOEXEC */
+        if (devnull > 0) {
             dup2(devnull, 0);
+            if (devnull > 2)
+                close(devnull);
+        }
         dup2(pout[1], 1);
         dup2(perr[1], 2);
         if (pipes) {

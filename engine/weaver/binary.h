@@ -74,9 +74,6 @@ int wd_binary_inspect(const char *path, struct wd_binary_info **out, struct wd_e
 int wd_binary_inspect_mem(const uint8_t *data, size_t len, const char *name,
                           struct wd_binary_info **out, struct wd_error **err);
 
-/* wd_binary_check_supported - 0 if this engine can deploy @b: weaver v0.20.0-v0.24.6 (deployer
- * API v0.20.0, v0.22.0, v0.23.0, v0.24.0) and the architecture of the host. Otherwise -ENOTSUP (API version) or -ENOEXEC (architecture)
- * with *err set. */
 /* wd_binary_generation - the protocol generation @b speaks, in words, for `inspect`: "control
  * sockets, ...", "two pipes, ..." or "older than weaver v0.20.0: unsupported". A static
  * string. */
@@ -86,6 +83,9 @@ bool wd_binary_pipes(const struct wd_binary_info *b);
 /* 0 if `compose` (its manager and shims) can run @b: not for the pipe releases (-ENOTSUP with
  * one line saying so and what to do). */
 int wd_binary_check_compose(const struct wd_binary_info *b, struct wd_error **err);
+/* wd_binary_check_supported - 0 if this engine can deploy @b: weaver v0.20.0-v0.24.6 (deployer
+ * API v0.20.0, v0.22.0, v0.23.0, v0.24.0) and the architecture of the host. Otherwise -ENOTSUP
+ * (API version) or -ENOEXEC (architecture) with *err set. */
 int wd_binary_check_supported(const struct wd_binary_info *b, struct wd_error **err);
 
 

@@ -44,12 +44,16 @@ struct wd_conn {
     bool pipes;
     bool hello_seen;   /* the weavelet's WeaveletInfo came */
     bool draining;     /* inside pipe_drain */
+    bool force;        /* the stream ended: handle what is buffered, paused or not */
     unsigned oneway;   /* log entries and spans handed on and not yet answered */
     struct wd_pipe_reader prd;
     struct wd_timer *resume;
 };
 
-static bool reading_paused(const struct wd_conn *c) { return c->pipes && c->oneway >= PIPE_ONEWAY_MAX; }
+static bool reading_paused(const struct wd_conn *c)
+{
+    return c->pipes && !c->force && c->oneway >= PIPE_ONEWAY_MAX;
+}
 
 static bool trace_frames;
 void wd_conn_set_trace(bool on) { trace_frames = on; }
@@ -285,13 +289,17 @@ static void pipe_reply(struct wd_conn *c, const struct wd_pipe_msg *pm)
     free(k);
 }
 
-static void pipe_msg(struct wd_conn *c, const uint8_t *p, size_t n)
+static void pipe_msg(struct wd_conn *c, const uint8_t *p, size_t n, bool oneway_only)
 {
     struct wd_pipe_msg pm;
     const char *why = NULL;
     if (wd_pipe_weavelet_decode(p, n, &pm, &why) < 0) {
         wd_pipe_msg_free(&pm);
         conn_fail(c, why);
+        return;
+    }
+    if (oneway_only && pm.kind != WD_PIPE_LOG && pm.kind != WD_PIPE_TRACE) {
+        wd_pipe_msg_free(&pm);
         return;
     }
     if (!c->hello_seen && pm.kind != WD_PIPE_HELLO) {
@@ -339,8 +347,9 @@ static void pipe_msg(struct wd_conn *c, const uint8_t *p, size_t n)
     wd_pipe_msg_free(&pm);
 }
 
-/* Handle the whole messages buffered, while reading is not paused. */
-static void pipe_drain(struct wd_conn *c)
+/* Handle the whole messages buffered, while reading is not paused (oneway_only: the weavelet
+ * is gone; only its last log entries and spans still matter). */
+static void pipe_drain(struct wd_conn *c, bool oneway_only)
 {
     const uint8_t *p;
     size_t n;
@@ -360,7 +369,7 @@ static void pipe_drain(struct wd_conn *c)
             trace(c, "<", t.data, t.len);
             wd_buf_free(&t);
         }
-        pipe_msg(c, p, n);
+        pipe_msg(c, p, n, oneway_only);
     }
     c->draining = false;
     if (!c->closing)
@@ -372,7 +381,29 @@ static void pipe_resume(struct wd_timer *t, void *arg)
     (void)t;
     struct wd_conn *c = arg;
     c->resume = NULL;
-    pipe_drain(c);
+    pipe_drain(c, false);
+}
+
+/* The stream ended (EOF or an error): what the weavelet wrote before it is still handled, in
+ * full, before the connection closes. */
+static void pipe_end(struct wd_conn *c, const char *reason)
+{
+    c->force = true;
+    pipe_drain(c, false);
+    conn_fail(c, reason);
+}
+
+void wd_conn_flush_input(struct wd_conn *c)
+{
+    if (c == NULL || !c->pipes || c->closing)
+        return;
+    c->force = true;
+    uint8_t buf[READ_CHUNK];
+    ssize_t n;
+    while ((n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        if (wd_buf_append(&c->prd.in, buf, (size_t)n) < 0)
+            break;
+    pipe_drain(c, true);
 }
 
 static void on_io(struct wd_watch *w, int fd, unsigned ev, void *arg)
@@ -391,11 +422,11 @@ static void on_io(struct wd_watch *w, int fd, unsigned ev, void *arg)
                 if (errno == EINTR)
                     continue;
                 if (errno != EAGAIN)
-                    conn_fail(c, strerror(errno));
+                    (c->pipes ? pipe_end : conn_fail)(c, strerror(errno));
                 break;
             }
             if (n == 0) {
-                conn_fail(c, "connection closed by peer");
+                (c->pipes ? pipe_end : conn_fail)(c, "connection closed by peer");
                 break;
             }
             if (c->pipes) {
@@ -403,7 +434,7 @@ static void on_io(struct wd_watch *w, int fd, unsigned ev, void *arg)
                     conn_fail(c, "message too large");
                     break;
                 }
-                pipe_drain(c);
+                pipe_drain(c, false);
                 if (reading_paused(c))
                     break;
                 if ((size_t)n < sizeof buf)

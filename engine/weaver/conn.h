@@ -40,6 +40,9 @@ struct wd_conn *wd_conn_new(struct wd_loop *l, int fd, bool client, enum wd_rpc_
  * on once fewer than 64 are unanswered. */
 struct wd_conn *wd_conn_new_pipe(struct wd_loop *l, int fd, const struct wd_conn_ops *ops,
                                  const char *name);
+/* Pipes: the weavelet exited; read what its stream still holds and hand on its last log
+ * entries and spans (requests and replies are dropped). No-op for other connections. */
+void wd_conn_flush_input(struct wd_conn *c);
 /* Call a weaveletControl method with argument pb. fn runs exactly once (also on close). */
 void wd_conn_call(struct wd_conn *c, enum wd_rpc_method m, const uint8_t *pb, size_t len,
                   wd_call_fn fn, void *arg);

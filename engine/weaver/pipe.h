@@ -29,14 +29,15 @@ struct wd_pipe_reader {
 /* 1 with *msg and *len (borrowed, valid until the next call) when a whole message is buffered, 0
  * when more bytes are needed, -EMSGSIZE for a length over WD_PIPE_MAX_MSG. */
 int wd_pipe_reader_next(struct wd_pipe_reader *r, const uint8_t **msg, size_t *len);
+/* Free the buffer; the reader may be used again (zeroed). */
 void wd_pipe_reader_free(struct wd_pipe_reader *r);
 
-/* Append one framed EnvelopeMsg. All return 0, or -ENOTSUP for a method the pipe protocol does
- * not carry that way (out unchanged). */
+/* Append one framed EnvelopeMsg to out. */
 /* The handshake: EnvelopeMsg{envelope_info} with id 0; info = a packed pipes.EnvelopeInfo. */
 void wd_pipe_handshake_encode(struct wd_buf *out, const uint8_t *info, size_t len);
-/* A request of ours (id > 0): GetHealth, GetMetrics, GetLoad, GetProfile, UpdateRoutingInfo,
- * UpdateComponents, with their v0.24.6 argument message pb. */
+/* The next two return 0, or -ENOTSUP (out unchanged) for a method the pipes do not carry that
+ * way or an id <= 0. A request of ours (id > 0): GetHealth, GetMetrics, GetLoad, GetProfile,
+ * UpdateRoutingInfo, UpdateComponents, with their v0.24.6 argument message pb. */
 int wd_pipe_request_encode(struct wd_buf *out, int64_t id, enum wd_rpc_method m,
                            const uint8_t *pb, size_t len);
 /* Our reply to the weavelet's request id (written as -id): success carries the reply field
@@ -68,8 +69,10 @@ struct wd_pipe_msg {
 /* Decode one WeaveletMsg (the bytes after the length). Returns 0, or -EPROTO with *why set (a
  * static string) for bytes that are not a WeaveletMsg, or one this engine cannot act on: a
  * request or reply without an id, a message with several payloads, id > 0 without a request, an
- * id-0 message that is none of hello, log or trace. */
+ * id-0 message that is none of hello, log or trace. Either way *out may own memory: call
+ * wd_pipe_msg_free after. */
 int wd_pipe_weavelet_decode(const uint8_t *p, size_t n, struct wd_pipe_msg *out, const char **why);
+/* Free what a decode left in m (its body and error) and zero it. */
 void wd_pipe_msg_free(struct wd_pipe_msg *m);
 
 #endif

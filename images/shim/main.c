@@ -1516,7 +1516,7 @@ int main(int argc, char **argv)
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
             shim_die("socketpair: %s", strerror(errno));
-        (void)fcntl(sp[0], F_SETFL, O_NONBLOCK); /* ours only: the weavelet's end blocks */
+        (void)fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK); /* ours only */
         S.pipe_fd = sp[0];
         S.pipe_child = sp[1];
         unsetenv("WEAVER_SHIM_PIPES");

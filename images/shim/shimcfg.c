@@ -200,7 +200,8 @@ int shim_cfg_parse(struct shim_cfg *cfg, int argc, char *const *argv, char *cons
             return cfg_fail(cfg, "WEAVER_SHIM_HOST_PORTS needs WEAVER_SHIM_TOKEN");
     }
     if (cfg->pipes && (!cfg->link || cfg->manager))
-        return cfg_fail(cfg, "WEAVER_SHIM_PIPES needs WEAVER_SHIM_TOKEN and no WEAVER_SHIM_MANAGER");
+        return cfg_fail(cfg,
+                        "WEAVER_SHIM_PIPES needs WEAVER_SHIM_TOKEN and no WEAVER_SHIM_MANAGER");
     if (cfg->manager && (!cfg->link || !cfg->group[0]))
         return cfg_fail(cfg, "WEAVER_SHIM_MANAGER needs WEAVER_SHIM_TOKEN and WEAVER_SHIM_GROUP");
     return 0;

@@ -45,12 +45,12 @@ struct shim_cfg {
      * ::1 at these ports and relays each connection over a parked 'P' link to the deployer,
      * which dials the host's localhost:PORT */
     uint16_t host_ports[WD_LINK_MAX_HOST_PORTS];
+    size_t nhost_ports;
     /* WEAVER_SHIM_PIPES=1 (needs the token; not in manager mode): a weavelet of weaver
      * v0.20-v0.22. It gets one end of a socketpair as fds 3 and 4 (ENVELOPE_TO_WEAVELET_FD=3,
      * WEAVELET_TO_ENVELOPE_FD=4) instead of control sockets, and the first 'W' link carries the
      * other end; when that link ends, the weavelet reads EOF and exits. */
     bool pipes;
-    size_t nhost_ports;
     char err[160];                   /* set when shim_cfg_parse fails */
 };
 

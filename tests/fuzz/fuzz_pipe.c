@@ -21,13 +21,18 @@ static const ProtobufCMessageDescriptor *body_type(const struct wd_pipe_msg *m)
 {
     switch (m->kind) {
     case WD_PIPE_HELLO: return &runtime__init_weavelet_reply__descriptor;
-    case WD_PIPE_LOG: return &runtime__log_entry_batch__descriptor; /* as handed on */
+    case WD_PIPE_LOG: return &runtime__log_entry__descriptor;
     case WD_PIPE_TRACE: return &runtime__trace_spans__descriptor;
     case WD_PIPE_REQUEST:
         switch (m->m) {
         case WD_M_ACTIVATE_COMPONENT: return &runtime__activate_component_request__descriptor;
         case WD_M_GET_LISTENER_ADDRESS: return &runtime__get_listener_address_request__descriptor;
         case WD_M_EXPORT_LISTENER: return &runtime__export_listener_request__descriptor;
+        case WD_M_VERIFY_CLIENT_CERTIFICATE:
+            return &runtime__verify_client_certificate_request__descriptor;
+        case WD_M_VERIFY_SERVER_CERTIFICATE:
+            return &runtime__verify_server_certificate_request__descriptor;
+        case WD_M_GET_SELF_CERTIFICATE: return &runtime__get_self_certificate_request__descriptor;
         default: return NULL;
         }
     case WD_PIPE_REPLY:

@@ -918,7 +918,8 @@ static void test_conn_pipe(void **state)
     struct cstate st = {0};
     struct wd_error *err = NULL;
     assert_int_equal(wd_loop_new(NULL, 0, NULL, NULL, &st.loop, &err), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st.sp), 0);
+    assert_int_equal(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st.sp), 0);
     st.ops = (struct wd_conn_ops){.on_request = on_req_c, .on_close = on_close_c, .arg = &st};
     st.c = wd_conn_new_pipe(st.loop, st.sp[0], &st.ops, "test pipes");
     wd_conn_call(st.c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, &st);
@@ -945,7 +946,7 @@ static void test_conn_pipe(void **state)
 
     next_phase(&st, 100);
     assert_int_equal(wd_loop_run(st.loop, &err), 0);
-    assert_int_equal(st.phase, 6);
+    assert_int_equal(st.phase, 8);
     wd_loop_drain(st.loop);
     wd_loop_free(st.loop);
     free(st.init);
@@ -953,6 +954,32 @@ static void test_conn_pipe(void **state)
     free(st.routing);
     free(st.load);
     free(st.closed);
+}
+
+/* A new connection whose weavelet sends its info and n log entries (then closes, if end). */
+static void open_logger(struct cstate *st, int n, bool end)
+{
+    static const uint8_t winfo[] = {0x0a, 0x03, 't', 'c', 'p', 0x1a, 0x02, 0x10, 0x16};
+    free(st->closed);
+    st->closed = NULL;
+    st->logs = st->unanswered_logs = 0;
+    st->answer_logs = false;
+    assert_int_equal(
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st->sp), 0);
+    st->c = wd_conn_new_pipe(st->loop, st->sp[0], &st->ops, "test logger");
+    wd_conn_call(st->c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, st);
+    struct wd_buf w = {0};
+    wmsg(&w, 0, 2, winfo, sizeof winfo);
+    for (int i = 0; i < n; i++)
+        wmsg(&w, 0, 3, entry, sizeof entry);
+    assert_int_equal(send(st->sp[1], w.data, w.len, 0), (ssize_t)w.len);
+    wd_buf_free(&w);
+    if (end) {
+        uint8_t junk[256]; /* the handshake, read so that the close is an EOF, not a reset */
+        for (int i = 0; i < 20 && recv(st->sp[1], junk, sizeof junk, MSG_DONTWAIT) <= 0; i++)
+            usleep(1000);
+        close(st->sp[1]);
+    }
 }
 
 static void phase(struct wd_timer *t, void *arg)
@@ -1019,7 +1046,8 @@ static void phase(struct wd_timer *t, void *arg)
         /* a weavelet whose first message is not its info is dropped */
         free(st->closed);
         st->closed = NULL;
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st->sp), 0);
+        assert_int_equal(
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, st->sp), 0);
         st->c = wd_conn_new_pipe(st->loop, st->sp[0], &st->ops, "test pipes 2");
         wd_conn_call(st->c, WD_M_INIT_WEAVELET, info, sizeof info, on_init_c, st);
         struct wd_buf w = {0};
@@ -1035,6 +1063,25 @@ static void phase(struct wd_timer *t, void *arg)
             strstr(st->closed, "the first message from the weavelet must contain weavelet info"));
         assert_non_null(
             strstr(st->init, "the first message from the weavelet must contain weavelet info"));
+        close(st->sp[1]);
+        /* a weavelet that logs 80 entries and exits: all 80 arrive, paused or not */
+        open_logger(st, 80, true);
+        next_phase(st, 50);
+        break;
+    case 6:
+        assert_int_equal(st->logs, 80);
+        assert_non_null(st->closed);
+        /* one that logs 70 and is still connected: 64 are read (paused) until it is declared
+         * gone; then wd_conn_flush_input hands on the rest */
+        open_logger(st, 70, false);
+        next_phase(st, 50);
+        break;
+    case 7:
+        assert_int_equal(st->logs, 64);
+        assert_null(st->closed);
+        wd_conn_flush_input(st->c);
+        assert_int_equal(st->logs, 70);
+        wd_conn_close(st->c, "test over");
         close(st->sp[1]);
         wd_loop_stop(st->loop);
         break;
