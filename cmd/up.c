@@ -100,26 +100,45 @@ static int create_network(struct wd_deploy *d, void *arg, struct wd_error **err)
     return r < 0 ? wd_err_wrap(err, "create network %s", x->network) : 0;
 }
 
-/* What this up runs: the binary, the config file and the runtime, hashed ("sha256:" and 24
- * hex digits). The same = nothing to do; anything else rolls the running version over. */
+static void digest_file(EVP_MD_CTX *md, const char *path)
+{
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) {
+        EVP_DigestUpdate(md, "-", 1);
+        return;
+    }
+    static char buf[1 << 16];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        EVP_DigestUpdate(md, buf, (size_t)n);
+    close(fd);
+    EVP_DigestUpdate(md, "|", 1);
+}
+
+static void digest_strv(EVP_MD_CTX *md, const struct wd_strv *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        EVP_DigestUpdate(md, v->v[i], strlen(v->v[i]) + 1);
+    EVP_DigestUpdate(md, "|", 1);
+}
+
+/* What this up runs, hashed ("sha256:" and 24 hex digits): the runtime, the binary, the config
+ * file, and what the config file only names: the environment its env_files give (as loaded)
+ * and the secrets' contents. The same = nothing to do; anything else rolls the running
+ * version over. */
 static char *app_version(const struct wd_config *cfg, const char *runtime)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     EVP_DigestUpdate(md, runtime, strlen(runtime) + 1);
-    const char *files[2] = {cfg->binary, cfg->path};
-    for (size_t i = 0; i < 2; i++) {
-        int fd = files[i] ? open(files[i], O_RDONLY | O_CLOEXEC) : -1;
-        if (fd < 0) {
-            EVP_DigestUpdate(md, "-", 1);
-            continue;
-        }
-        static char buf[1 << 16];
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof buf)) > 0)
-            EVP_DigestUpdate(md, buf, (size_t)n);
-        close(fd);
-        EVP_DigestUpdate(md, "|", 1);
+    digest_file(md, cfg->binary);
+    digest_file(md, cfg->path);
+    digest_strv(md, &cfg->docker_env);
+    for (size_t i = 0; i < cfg->ngroups; i++)
+        digest_strv(md, &cfg->groups[i].env);
+    for (size_t i = 0; i < cfg->nsecrets; i++) {
+        EVP_DigestUpdate(md, cfg->secrets[i].name, strlen(cfg->secrets[i].name) + 1);
+        digest_file(md, cfg->secrets[i].path);
     }
     unsigned char dig[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;

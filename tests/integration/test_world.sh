@@ -130,6 +130,16 @@ check "up -d again" "$WD_BIN" up -d "$cfg"
 port=$(listener 2>/dev/null)
 check "rows survive down/up (they are in the database)" test "$(get '/get?k=apple')" = red
 check "the named volume's file survives down/up" test "$(get '/read?path=/var/lib/pgs/f')" = kept
+# what the toml only names is part of the version too: a new env_file value and a new secret
+# make the next up a rollover to them (the toml and the binary are the same)
+printf 'FROM_FILE=file-value-2\nOVERRIDDEN=from-file\n' >"$WD_TMP/app/app.env"
+printf '%s' "$SECRET-2" >"$WD_TMP/app/db_password"
+out=$("$WD_BIN" up -d "$cfg" 2>&1)
+check "a changed env_file and secret: up rolls over to them ($(tail -1 <<<"$out"))" \
+    grep -q "rolled over from deployment" <<<"$out"
+port=$(listener 2>/dev/null)
+check "... the new env_file value reaches the component" test "$(get '/env?name=FROM_FILE')" = file-value-2
+check "... and the new secret" test "$(get '/read?path=/run/secrets/db_password')" = "$SECRET-2"
 check "down --volumes removes the named volume" bash -c "'$WD_BIN' down --volumes $APP | grep -q 'removed 1 volume' && [ -z \"\$(docker volume ls -q --filter name=${APP}_data)\" ]"
 
 # --- the same toml (host_ports only) under --runtime=process: localhost is the host already ---
