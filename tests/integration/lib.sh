@@ -32,6 +32,45 @@ require_engine() {
     fi
 }
 
+# Podman: skip a test where it is not installed (fail where CI asks for it: WD_REQUIRE_PODMAN)
+require_podman() {
+    command -v podman >/dev/null && return 0
+    if [ "${WD_REQUIRE_ENGINE:-}" = 1 ] && [ "${WD_REQUIRE_PODMAN:-}" = 1 ]; then
+        not_ok "podman installed (apt-get install -y podman)"
+        exit 1
+    fi
+    skip "podman is not installed (apt-get install -y podman)"
+    exit 0
+}
+
+# podman_service LABEL: a `podman system service` of the test's own on PSOCK
+# ($WD_TMP/podman.sock), with runc where there is one (crun fails on this cgroup-v1/hybrid
+# host). At exit (after the hooks registered before it) whatever carries LABEL is removed with
+# the podman CLI, then the service stops.
+podman_service() {
+    PSOCK=$WD_TMP/podman.sock PODMAN_LABEL=$1
+    local runtime=()
+    command -v runc >/dev/null && runtime=(--runtime runc)
+    podman "${runtime[@]}" system service --time=0 "unix://$PSOCK" \
+        >"$WD_TMP/podman-service.log" 2>&1 &
+    PODMAN_SVC=$!
+    on_cleanup podman_down
+    if ! wait_for test -S "$PSOCK"; then
+        not_ok "podman system service started ($(tail -3 "$WD_TMP/podman-service.log"))"
+        exit 1
+    fi
+    ok "podman system service on a socket of our own (${runtime[*]:-default runtime})"
+}
+podman_down() {
+    local f="label=$PODMAN_LABEL"
+    podman ps -aq --filter "$f" | xargs -r podman rm -f
+    podman network ls -q --filter "$f" | xargs -r podman network rm -f
+    podman volume ls -q --filter "$f" | xargs -r podman volume rm -f
+    podman images -q --filter "$f" | sort -u | xargs -r podman rmi -f
+    kill "$PODMAN_SVC"
+    wait "$PODMAN_SVC"
+}
+
 on_cleanup() { WD_CLEANUP_HOOKS+=("$*"); }
 wd_cleanup() {
     local h

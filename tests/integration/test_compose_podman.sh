@@ -9,14 +9,7 @@
 # so Podman runs no healthchecks.
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v podman >/dev/null; then
-    if [ "${WD_REQUIRE_ENGINE:-}" = 1 ] && [ "${WD_REQUIRE_PODMAN:-}" = 1 ]; then
-        not_ok "podman installed (apt-get install -y podman)"
-        exit 1
-    fi
-    skip "podman is not installed (apt-get install -y podman)"
-    exit 0
-fi
+require_podman
 APPS=$WD_ROOT/build/go/apps
 [ -x "$APPS/shop" ] || { not_ok "test app shop is built (run make apps)"; finish; }
 [ -x "$WD_SHIM" ] || { not_ok "shim built ($WD_SHIM)"; finish; }
@@ -26,26 +19,7 @@ DC5=${WD_DOCKER_COMPOSE_V5:-$WD_ROOT/build/go/bin/docker-compose-v5}
 LBL="org.weaver-docker.test=$WD_TEST_RUN"
 
 # ---- Podman: a service of our own; the podman CLI (and so podman-compose) talks to it too ----
-PSOCK=$WD_TMP/podman.sock
-runtime=()
-command -v runc >/dev/null && runtime=(--runtime runc)
-podman "${runtime[@]}" system service --time=0 "unix://$PSOCK" >"$WD_TMP/podman-service.log" 2>&1 &
-PPID_SVC=$!
-# Hooks run in order at exit: whatever a compose tool left, by label, then the service.
-podman_down() {
-    podman ps -aq --filter "label=$LBL" | xargs -r podman rm -f
-    podman network ls -q --filter "label=$LBL" | xargs -r podman network rm -f
-    podman volume ls -q --filter "label=$LBL" | xargs -r podman volume rm -f
-    podman images -q --filter "label=$LBL" | sort -u | xargs -r podman rmi -f
-    kill "$PPID_SVC"
-    wait "$PPID_SVC"
-}
-on_cleanup podman_down
-if ! wait_for test -S "$PSOCK"; then
-    not_ok "podman system service started ($(tail -3 "$WD_TMP/podman-service.log"))"
-    exit 1
-fi
-ok "podman system service on a socket of our own (${runtime[*]:-default runtime})"
+podman_service "$LBL"
 # the podman CLI is then a client of that service (CONTAINER_HOST implies --remote); the
 # lib.sh cleanup's docker CLI and the Go Compose CLI reach it through DOCKER_HOST
 export CONTAINER_HOST=unix://$PSOCK DOCKER_HOST=unix://$PSOCK
