@@ -3,7 +3,8 @@
 # release's own `weaver generate`. v0.24.6, v0.24.3, v0.23.2 (control sockets) and v0.22.0,
 # v0.21.2, v0.20.0 (two pipes) run under `up` and `up --runtime=process`: inspect names the
 # protocol generation, an answer crosses two groups, weaver's logs arrive formatted at every
-# level, a killed Greeter replica is replaced and answers again, down leaves nothing. `compose`
+# level, a killed Greeter replica is replaced and answers again, down leaves nothing. An app at
+# v0.22.0 is upgraded to v0.24.6 by `up` with no failed request. `compose`
 # refuses a pipe release with one line; v0.19.0 is refused with one line, exit 1, and nothing
 # left behind.
 source "$(dirname "$0")/lib.sh"
@@ -87,6 +88,37 @@ for av in "${ok_versions[@]}"; do
         run_version "$app" "$mod" "" "$rt"
     done
 done
+
+# an old app upgraded in place: v0.22.0 (pipes) rolled over to v0.24.6 (control sockets) while
+# requests keep coming: none fails, and the answers move to the new release
+if [ -x "$APPS/matrix-v0220" ] && [ -x "$APPS/matrix" ]; then
+    ro=ro$$ port=$(freeport)
+    toml "$ro" matrix-v0220 "$port"
+    on_cleanup "'$WD_BIN' down '$ro' >/dev/null 2>&1"
+    "$WD_BIN" up -d "$WD_TMP/$ro.toml" >"$WD_TMP/ro.up1" 2>&1
+    check "upgrade: v0.22.0 is up" \
+        test "$(curl -fsS --max-time 5 "http://127.0.0.1:$port/version")" = "weaver=v0.22.0"
+    (while [ ! -e "$WD_TMP/ro.done" ]; do
+        curl -fsS --max-time 5 "http://127.0.0.1:$port/version" 2>/dev/null || echo FAIL
+        echo
+        sleep 0.02
+    done) >"$WD_TMP/ro.loop" &
+    loop=$!
+    sleep 0.5
+    toml "$ro" matrix "$port"
+    "$WD_BIN" up -d "$WD_TMP/$ro.toml" >"$WD_TMP/ro.up2" 2>&1
+    sleep 1
+    touch "$WD_TMP/ro.done"
+    wait "$loop"
+    n=$(grep -c weaver= "$WD_TMP/ro.loop") f=$(grep -c FAIL "$WD_TMP/ro.loop")
+    check "upgrade: up of v0.24.6 rolls v0.22.0 over ($(head -1 "$WD_TMP/ro.up2"))" \
+        grep -q "rolled over from deployment" "$WD_TMP/ro.up2"
+    check "upgrade: $n requests during it, $f failed; the last ones answered by v0.24.6" \
+        bash -c "[ $f = 0 ] && [ $n -gt 20 ] && grep -q weaver=v0.22.0 '$WD_TMP/ro.loop' &&
+            [ \"\$(grep weaver= '$WD_TMP/ro.loop' | tail -1)\" = weaver=v0.24.6 ]"
+    "$WD_BIN" down "$ro" >/dev/null 2>&1
+    check "upgrade: down leaves nothing" wait_for nothing_left
+fi
 
 # refused: one line naming the version and what is supported, exit 1, nothing made
 refused() { # APP MODULE PATTERN
