@@ -408,30 +408,53 @@ static void ctl_closed(struct wd_conn *c, const char *reason, void *arg)
         r->ctl = NULL;
 }
 
+/* Close a connection of ours: its close callback does not run, so the log jobs that would answer
+ * on it forget it here. NULL-safe. */
+static void drop_conn(struct wd_deploy *d, struct wd_conn *c, const char *why)
+{
+    if (c == NULL)
+        return;
+    wd_deploy_log_forget(d, NULL, c);
+    wd_conn_close(c, why);
+}
+
+/* The config's sections as the entries of a map<string, string> field whose entry type is
+ * @entry (InitWeaveletRequest.sections, or EnvelopeInfo.sections of the pipe releases): an
+ * array of nsections message pointers, the entries in the same block (one free). Keys and
+ * values are borrowed from the config. */
+static void *section_entries(const struct wd_config *cfg, const ProtobufCMessageDescriptor *entry)
+{
+    size_t n = cfg->nsections;
+    const ProtobufCFieldDescriptor *k =
+        protobuf_c_message_descriptor_get_field_by_name(entry, "key");
+    const ProtobufCFieldDescriptor *v =
+        protobuf_c_message_descriptor_get_field_by_name(entry, "value");
+    ProtobufCMessage **ptrs = xcalloc(1, (n + 1) * (sizeof *ptrs + entry->sizeof_message));
+    uint8_t *mem = (uint8_t *)(ptrs + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *m = mem + i * entry->sizeof_message;
+        protobuf_c_message_init(entry, m);
+        memcpy(m + k->offset, &cfg->sections[i].name, sizeof(char *));
+        memcpy(m + v->offset, &cfg->sections[i].text, sizeof(char *));
+        ptrs[i] = (ProtobufCMessage *)m;
+    }
+    return ptrs;
+}
+
 void wd_replica_attach_control(struct wd_replica *r, int fd)
 {
     struct wd_deploy *d = r->d;
     struct wd_conn_ops ops = {.on_close = ctl_closed, .arg = r};
     char name[96];
     snprintf(name, sizeof name, "%s/%d weaveletControl", r->g->short_name, r->slot);
-    if (r->ctl)
-        wd_conn_close(r->ctl, "replaced");
+    drop_conn(d, r->ctl, "replaced");
     r->ctl = wd_conn_new(d->loop, fd, true, d->bin->hdr_fmt, &ops, name);
     Runtime__InitWeaveletRequest req = RUNTIME__INIT_WEAVELET_REQUEST__INIT;
-    size_t n = d->cfg->nsections;
-    Runtime__InitWeaveletRequest__SectionsEntry *ents = xcalloc(n + 1, sizeof *ents);
-    Runtime__InitWeaveletRequest__SectionsEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
-    for (size_t i = 0; i < n; i++) {
-        runtime__init_weavelet_request__sections_entry__init(&ents[i]);
-        ents[i].key = d->cfg->sections[i].name;
-        ents[i].value = d->cfg->sections[i].text;
-        ptrs[i] = &ents[i];
-    }
-    req.n_sections = n;
-    req.sections = ptrs;
+    req.n_sections = d->cfg->nsections;
+    req.sections =
+        section_entries(d->cfg, &runtime__init_weavelet_request__sections_entry__descriptor);
     call_msg(r, WD_M_INIT_WEAVELET, &req.base, on_init, r);
-    free(ents);
-    free(ptrs);
+    free(req.sections);
 }
 
 /* A weavelet of weaver v0.20-v0.22: one stream for both directions (the two pipes, or the
@@ -454,10 +477,7 @@ void wd_replica_attach_pipe(struct wd_replica *r, int fd, const char *internal_a
     struct wd_conn_ops ops = {.on_request = on_request, .on_close = pipe_closed, .arg = r};
     char name[96];
     snprintf(name, sizeof name, "%s/%d pipes", r->g->short_name, r->slot);
-    if (r->ctl) {
-        wd_deploy_log_forget(d, NULL, r->ctl); /* closed by us: no pipe_closed */
-        wd_conn_close(r->ctl, "replaced");
-    }
+    drop_conn(d, r->ctl, "replaced");
     r->ctl = wd_conn_new_pipe(d->loop, fd, &ops, name);
     /* the handshake: EnvelopeInfo carries what WEAVELET_ARGS and InitWeavelet carry later */
     Pipes__EnvelopeInfo info = PIPES__ENVELOPE_INFO__INIT;
@@ -468,20 +488,10 @@ void wd_replica_attach_pipe(struct wd_replica *r, int fd, const char *internal_a
     info.has_mtls = info.mtls = d->mtls != NULL;
     if (internal_address && *internal_address)
         info.internal_address = (char *)internal_address;
-    size_t n = d->cfg->nsections;
-    Pipes__EnvelopeInfo__SectionsEntry *ents = xcalloc(n + 1, sizeof *ents);
-    Pipes__EnvelopeInfo__SectionsEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
-    for (size_t i = 0; i < n; i++) {
-        pipes__envelope_info__sections_entry__init(&ents[i]);
-        ents[i].key = d->cfg->sections[i].name;
-        ents[i].value = d->cfg->sections[i].text;
-        ptrs[i] = &ents[i];
-    }
-    info.n_sections = n;
-    info.sections = ptrs;
+    info.n_sections = d->cfg->nsections;
+    info.sections = section_entries(d->cfg, &pipes__envelope_info__sections_entry__descriptor);
     call_msg(r, WD_M_INIT_WEAVELET, &info.base, on_init, r);
-    free(ents);
-    free(ptrs);
+    free(info.sections);
 }
 
 /* ---------- deployerControl handlers ---------- */
@@ -837,10 +847,7 @@ void wd_replica_attach_deployer(struct wd_replica *r, int fd)
     struct wd_conn_ops ops = {.on_request = on_request, .on_close = dep_closed, .arg = r};
     char name[96];
     snprintf(name, sizeof name, "%s/%d deployerControl", r->g->short_name, r->slot);
-    if (r->dep) {
-        wd_deploy_log_forget(r->d, NULL, r->dep); /* closed by us: no dep_closed */
-        wd_conn_close(r->dep, "replaced by a new connection");
-    }
+    drop_conn(r->d, r->dep, "replaced by a new connection");
     r->dep = wd_conn_new(r->d->loop, fd, false, r->d->bin->hdr_fmt, &ops, name);
 }
 
@@ -1045,15 +1052,9 @@ void wd_replica_exited(struct wd_replica *r, const char *how, int code)
     wd_timer_cancel(r->retire_timer);
     r->retire_timer = NULL;
     wd_operate_replica_gone(d, r);
-    if (r->ctl) {
-        wd_conn_flush_input(r->ctl); /* a pipe stream carries the logs: its last words */
-        wd_deploy_log_forget(r->d, NULL, r->ctl);
-        wd_conn_close(r->ctl, "weavelet exited");
-    }
-    if (r->dep) {
-        wd_deploy_log_forget(r->d, NULL, r->dep); /* closed by us: no dep_closed */
-        wd_conn_close(r->dep, "weavelet exited");
-    }
+    wd_conn_flush_input(r->ctl); /* a pipe stream carries the logs: its last words */
+    drop_conn(d, r->ctl, "weavelet exited");
+    drop_conn(d, r->dep, "weavelet exited");
     for (size_t i = 0; i < d->nlisteners; i++)
         wd_proxy_remove_backends(d->listeners[i].proxy, r);
     unsubscribe(d, r);

@@ -319,15 +319,9 @@ static void pipe_msg(struct wd_conn *c, const uint8_t *p, size_t n, bool oneway_
         free(k);
         break;
     }
-    case WD_PIPE_LOG: { /* handed on as a LogBatch of one entry: LogEntryBatch.entries = 1 */
+    case WD_PIPE_LOG: { /* handed on as a LogBatch of one entry */
         struct wd_buf b = {0};
-        uint8_t h[11] = {0x0a};
-        size_t k = 1, v = pm.len;
-        for (; v >= 0x80; v >>= 7)
-            h[k++] = (uint8_t)(v | 0x80);
-        h[k++] = (uint8_t)v;
-        wd_buf_append(&b, h, k);
-        wd_buf_append(&b, pm.pb, pm.len);
+        wd_pipe_log_batch(&b, pm.pb, pm.len);
         c->oneway++;
         c->ops.on_request(c, 0, WD_M_LOG_BATCH, b.data, b.len, c->ops.arg);
         wd_buf_free(&b);

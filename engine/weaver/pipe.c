@@ -86,6 +86,11 @@ void wd_pipe_handshake_encode(struct wd_buf *out, const uint8_t *info, size_t le
     envelope_msg(out, 0, 2, info, len, NULL);
 }
 
+void wd_pipe_log_batch(struct wd_buf *out, const uint8_t *entry, size_t len)
+{
+    put_bytes_field(out, 1, entry, len); /* LogEntryBatch.entries = 1 */
+}
+
 static unsigned request_field(enum wd_rpc_method m)
 {
     switch (m) {

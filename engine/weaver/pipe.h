@@ -45,6 +45,10 @@ int wd_pipe_request_encode(struct wd_buf *out, int64_t id, enum wd_rpc_method m,
 int wd_pipe_reply_encode(struct wd_buf *out, int64_t id, enum wd_rpc_method m, const uint8_t *pb,
                          size_t len, const char *errmsg);
 
+/* A weavelet's log_entry as the LogEntryBatch of one entry that the LogBatch handler of the
+ * socket releases takes, appended to out. */
+void wd_pipe_log_batch(struct wd_buf *out, const uint8_t *entry, size_t len);
+
 /* What a WeaveletMsg is. */
 enum wd_pipe_kind {
     WD_PIPE_HELLO = 1, /* weavelet_info: the answer to the handshake */
