@@ -6,6 +6,7 @@
  * Corpus: corpus/pipe/ (captured streams and single messages). */
 #include "engine/weaver/pipe.h"
 #include "engine/base/util.h"
+#include "tests/fuzz/pb_roundtrip.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +48,6 @@ static const ProtobufCMessageDescriptor *body_type(const struct wd_pipe_msg *m)
     return NULL;
 }
 
-static void unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n)
-{
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, p);
-    if (m == NULL)
-        return;
-    size_t sz = protobuf_c_message_get_packed_size(m);
-    uint8_t *out = xmalloc(sz + 1);
-    if (protobuf_c_message_pack(m, out) != sz)
-        abort();
-    free(out);
-    protobuf_c_message_free_unpacked(m, NULL);
-}
-
 static void check_message(const uint8_t *p, size_t n)
 {
     struct wd_pipe_msg pm;
@@ -76,7 +64,7 @@ static void check_message(const uint8_t *p, size_t n)
         abort();
     const ProtobufCMessageDescriptor *d = body_type(&pm);
     if (d && pm.pb)
-        unpack(d, pm.pb, pm.len);
+        pb_roundtrip(d, pm.pb, pm.len);
     if (pm.kind == WD_PIPE_REQUEST) { /* our answer frames and parses as an EnvelopeMsg */
         struct wd_buf b = {0};
         if (wd_pipe_reply_encode(&b, pm.id, pm.m, pm.pb, pm.len, pm.len & 1 ? "no" : NULL) < 0)
@@ -118,14 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wd_pipe_reader_free(&r);
     /* the whole input as one message, and as the envelope's side */
     check_message(data, size);
-    Pipes__EnvelopeMsg *e = pipes__envelope_msg__unpack(NULL, size, data);
-    if (e) {
-        size_t sz = pipes__envelope_msg__get_packed_size(e);
-        uint8_t *out = xmalloc(sz + 1);
-        if (pipes__envelope_msg__pack(e, out) != sz)
-            abort();
-        free(out);
-        pipes__envelope_msg__free_unpacked(e, NULL);
-    }
+    pb_roundtrip(&pipes__envelope_msg__descriptor, data, size);
     return 0;
 }

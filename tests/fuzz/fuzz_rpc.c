@@ -4,6 +4,7 @@
  * lists) and the protoc-c unpackers of the messages the deployer reads. Corpus: corpus/rpc/. */
 #include "engine/weaver/rpc.h"
 #include "engine/base/util.h"
+#include "tests/fuzz/pb_roundtrip.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -30,18 +31,8 @@ static const ProtobufCMessageDescriptor *const descs[] = {
 
 static void unpack_all(const uint8_t *pb, size_t n)
 {
-    for (size_t i = 0; i < WD_ARRAY_LEN(descs); i++) {
-        ProtobufCMessage *m = protobuf_c_message_unpack(descs[i], NULL, n, pb);
-        if (m == NULL)
-            continue;
-        /* packing what was unpacked must not overrun */
-        size_t sz = protobuf_c_message_get_packed_size(m);
-        uint8_t *out = xmalloc(sz + 1);
-        if (protobuf_c_message_pack(m, out) != sz)
-            abort();
-        free(out);
-        protobuf_c_message_free_unpacked(m, NULL);
-    }
+    for (size_t i = 0; i < WD_ARRAY_LEN(descs); i++)
+        pb_roundtrip(descs[i], pb, n);
 }
 
 static void check_errlist(const uint8_t *p, size_t n)
