@@ -91,23 +91,26 @@ loop_start ans 0.01 6000
 sleep 1
 (cd / && docker stack deploy --resolve-image never -c "$WD_TMP/v2.yml" "$STACK") >"$WD_TMP/deploy2" 2>&1
 check "docker stack deploy of v2's file over v1" grep -q "Updating service ${STACK}_manager" "$WD_TMP/deploy2"
-# done when v2 answers and no v1 task runs any more (update_config: start-first, then drain)
-only_v2() {
-    [ "$(get)" = "main=v2 stamp=v2" ] || return 1
-    local n
-    n=$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" | wc -l)
-    [ "$n" = "$nsvc" ] # one task per service: front, v2's manager and groups
+# done when VERSION answers and no task of the other runs any more (update_config: start-first,
+# then drain): one task per service, front, the manager and the groups
+only() { # VERSION
+    [ "$(get)" = "main=$1 stamp=$1" ] || return 1
+    [ "$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" | wc -l)" = "$nsvc" ]
+}
+# the loop's answers in $WD_TMP/FILE: sets total, v1, v2 (all-v1, all-v2 answers) and failed
+tally() { # FILE
+    total=$(wc -l <"$WD_TMP/$1")
+    v1=$(grep -cx 'main=v1 stamp=v1' "$WD_TMP/$1")
+    v2=$(grep -cx 'main=v2 stamp=v2' "$WD_TMP/$1")
+    failed=$(grep -cx FAIL "$WD_TMP/$1")
 }
 t0=$(date +%s%3N)
-wait_for only_v2 || wait_for only_v2 || wait_for only_v2
+wait_for only v2 || wait_for only v2 || wait_for only v2
 took=$(($(date +%s%3N) - t0))
 sleep 1
 touch "$WD_TMP/stop"
 wait "$LOOP"
-total=$(wc -l <"$WD_TMP/ans")
-v1=$(grep -cx 'main=v1 stamp=v1' "$WD_TMP/ans")
-v2=$(grep -cx 'main=v2 stamp=v2' "$WD_TMP/ans")
-failed=$(grep -cx FAIL "$WD_TMP/ans")
+tally ans
 mixed=$((total - v1 - v2 - failed))
 diag "$total requests during the rollover: $v1 all-v1, $v2 all-v2, $failed failed, $mixed other; v1 gone after ${took} ms"
 check "no request failed during the rollover" [ "$failed" = 0 ]
@@ -115,7 +118,7 @@ check "every answer is all-v1 or all-v2 (never mixed)" [ "$mixed" = 0 ]
 check "both versions answered during the loop" [ "$v1" -gt 0 ] && [ "$v2" -gt 0 ]
 check "after the rollover only v2 answers (the last 20 answers)" \
     bash -c "! tail -n 20 '$WD_TMP/ans' | grep -vqx 'main=v2 stamp=v2'"
-check "no v1 task runs any more (one task per service)" only_v2
+check "no v1 task runs any more (one task per service)" only v2
 check "the front was not restarted by the update" \
     test -n "$front_id" -a "$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_front")" = "$front_id"
 docker service logs --raw "${STACK}_front" 2>&1 | grep 'front:' | tail -3 | sed 's/^/# /'
@@ -129,18 +132,11 @@ fi
 loop_start ans2 0.7 200
 sleep 1
 (cd / && docker stack deploy --resolve-image never -c "$WD_TMP/v1.yml" "$STACK") >"$WD_TMP/deploy3" 2>&1
-only_v1() {
-    [ "$(get)" = "main=v1 stamp=v1" ] || return 1
-    [ "$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" | wc -l)" = "$nsvc" ]
-}
-wait_for only_v1 || wait_for only_v1 || wait_for only_v1
+wait_for only v1 || wait_for only v1 || wait_for only v1
 sleep 1
 touch "$WD_TMP/stop"
 wait "$LOOP"
-total=$(wc -l <"$WD_TMP/ans2")
-v1=$(grep -cx 'main=v1 stamp=v1' "$WD_TMP/ans2")
-v2=$(grep -cx 'main=v2 stamp=v2' "$WD_TMP/ans2")
-failed=$(grep -cx FAIL "$WD_TMP/ans2")
+tally ans2
 diag "back to v1, a request every 0.7 s: $total requests: $v2 all-v2, $v1 all-v1, $failed failed, $((total - v1 - v2 - failed)) other"
 check "back to v1 with sparse traffic: no request failed" [ "$failed" = 0 ]
 check "... none mixed, and v1 answers at the end" \
